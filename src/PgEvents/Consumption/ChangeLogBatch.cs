@@ -1,0 +1,17 @@
+namespace PgEvents;
+
+/// <summary>What one read of the log returned.</summary>
+internal sealed class ChangeLogBatch(IReadOnlyList<CapturedEvent> events, PositionHole? waitingOn, bool limitReached)
+{
+    /// <summary>Events safe to deliver, in order, contiguous after the position read from.</summary>
+    public IReadOnlyList<CapturedEvent> Events { get; } = events;
+
+    /// <summary>
+    /// A gap the reader cannot yet decide on: later events exist but stay undelivered until the
+    /// gap fills or its blockers finish. Nothing is ever skipped because time passed.
+    /// </summary>
+    public PositionHole? WaitingOn { get; } = waitingOn;
+
+    /// <summary>The read was cut by its size limit; more events are probably ready.</summary>
+    public bool LimitReached { get; } = limitReached;
+}

@@ -1,0 +1,154 @@
+using System.Data;
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
+
+namespace PgEvents;
+
+/// <summary>
+/// Reads the log in commit order and returns only what is safe to deliver: the contiguous run of
+/// positions after the caller's position. Positions are taken at pre-commit and may therefore
+/// become visible slightly out of order; a missing position is either a transaction still
+/// committing or one that aborted after taking it. The reader tells the two apart exactly (see
+/// <see cref="PositionHole"/>), never by waiting a fixed time.
+/// </summary>
+/// <remarks>One instance serves one consumer loop; it is not thread-safe.</remarks>
+internal sealed class ChangeLogReader
+{
+    private readonly SchemaSettings _settings;
+    private readonly ILogger _logger;
+    private readonly string _sql;
+    private PositionHole? _hole;
+
+    public ChangeLogReader(SchemaSettings settings, ILogger? logger = null)
+    {
+        _settings = settings;
+        _logger = logger ?? NullLogger.Instance;
+
+        // The lateral join walks transactions in position order and each one's events in id order,
+        // so a read costs O(limit) whatever the size of the log.
+        _sql =
+            $"""
+            SELECT pg_snapshot_xmin(s)::text, pg_snapshot_xmax(s)::text,
+                   ARRAY(SELECT x::text FROM pg_snapshot_xip(s) AS x)
+              FROM pg_current_snapshot() AS s;
+            SELECT t.position, e.event_id, e.xid::text, e.schema_name, e.table_name, e.operation,
+                   e.row_data::text, e.old_row_data::text, e.captured_at, t.committed_at
+              FROM (SELECT xid, position, committed_at FROM {_settings.Qualify("transactions")}
+                     WHERE position >= @position ORDER BY position LIMIT @limit) AS t
+             CROSS JOIN LATERAL (
+                    SELECT * FROM {_settings.Qualify("events")} AS ev
+                     WHERE ev.xid = t.xid AND (t.position > @position OR ev.event_id > @event_id)
+                     ORDER BY ev.event_id LIMIT @limit) AS e
+             ORDER BY t.position, e.event_id
+             LIMIT @limit
+            """;
+    }
+
+    /// <summary>The gap the reader is waiting on, if any.</summary>
+    public PositionHole? PendingHole => _hole;
+
+    /// <summary>Reads up to <paramref name="limit"/> deliverable events after <paramref name="after"/>.</summary>
+    public async Task<ChangeLogBatch> ReadAsync(NpgsqlConnection connection, LogPosition after, int limit, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
+        if (_hole is not null && _hole.To <= after.Position)
+        {
+            _hole = null;
+        }
+
+        SnapshotState snapshot;
+        var rows = new List<CapturedEvent>();
+
+        // Both queries must see the same snapshot: the hole rule compares what is visible with what
+        // was still running at that very moment.
+        await using (var transaction = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, cancellationToken).ConfigureAwait(false))
+        {
+            await using var batch = new NpgsqlBatch(connection, transaction);
+            batch.BatchCommands.Add(new NpgsqlBatchCommand(_sql[.._sql.IndexOf(';', StringComparison.Ordinal)]));
+            var read = new NpgsqlBatchCommand(_sql[(_sql.IndexOf(';', StringComparison.Ordinal) + 1)..]);
+            read.Parameters.AddWithValue("position", after.Position);
+            read.Parameters.AddWithValue("event_id", after.EventId);
+            read.Parameters.AddWithValue("limit", limit);
+            batch.BatchCommands.Add(read);
+
+            await using (var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+            {
+                await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+                snapshot = new SnapshotState(
+                    ParseXid(reader.GetString(0)),
+                    ParseXid(reader.GetString(1)),
+                    reader.GetFieldValue<string[]>(2).Select(ParseXid).ToHashSet());
+
+                await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    rows.Add(new CapturedEvent(
+                        Position: reader.GetInt64(0),
+                        EventId: reader.GetInt64(1),
+                        TransactionId: ParseXid(reader.GetString(2)),
+                        Schema: reader.GetString(3),
+                        Table: reader.GetString(4),
+                        Kind: ParseKind(reader.GetString(5)),
+                        RowJson: reader.IsDBNull(6) ? null : reader.GetString(6),
+                        OldRowJson: reader.IsDBNull(7) ? null : reader.GetString(7),
+                        CapturedAt: reader.GetFieldValue<DateTimeOffset>(8),
+                        CommittedAt: reader.GetFieldValue<DateTimeOffset>(9)));
+                }
+            }
+
+            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        return TakeContiguous(after, rows, snapshot, rows.Count == limit);
+    }
+
+    private ChangeLogBatch TakeContiguous(LogPosition after, List<CapturedEvent> rows, SnapshotState snapshot, bool limitReached)
+    {
+        var current = after.Position;
+        for (var i = 0; i < rows.Count; i++)
+        {
+            var position = rows[i].Position;
+            if (position == current || position == current + 1)
+            {
+                current = position;
+                continue;
+            }
+
+            // Positions current+1 .. position-1 are missing while a later one is visible.
+            var from = current + 1;
+            var to = position - 1;
+            if (_hole is not null && _hole.Covers(from, to) && _hole.IsResolvedIn(snapshot))
+            {
+                PgEventsLog.HoleSkipped(_logger, from, to);
+                _hole = null;
+                current = position;
+                continue;
+            }
+
+            // A new observation, or one the old observation does not fully cover: its blockers are
+            // what runs now. Keeping the older hole's blockers would be just as correct but slower.
+            if (_hole is null || !_hole.Covers(from, to))
+            {
+                _hole = new PositionHole(from, to, snapshot.InProgress.ToArray());
+                PgEventsLog.HoleObserved(_logger, from, to, _hole.Blockers.Count);
+            }
+
+            return new ChangeLogBatch(rows.GetRange(0, i), _hole, limitReached: false);
+        }
+
+        return new ChangeLogBatch(rows, waitingOn: null, limitReached);
+    }
+
+    private static ulong ParseXid(string text) => ulong.Parse(text, NumberStyles.None, CultureInfo.InvariantCulture);
+
+    private static ChangeKind ParseKind(string operation) => operation switch
+    {
+        "INSERT" => ChangeKind.Insert,
+        "UPDATE" => ChangeKind.Update,
+        "DELETE" => ChangeKind.Delete,
+        "TRUNCATE" => ChangeKind.Truncate,
+        _ => throw new PgEventsException($"The event log holds an unknown operation '{operation}'."),
+    };
+}

@@ -1,0 +1,17 @@
+namespace PgEvents;
+
+/// <summary>What happened to a row.</summary>
+public enum ChangeKind
+{
+    /// <summary>A row was inserted.</summary>
+    Insert,
+
+    /// <summary>A row was updated and at least one column changed.</summary>
+    Update,
+
+    /// <summary>A row was deleted.</summary>
+    Delete,
+
+    /// <summary>The whole table was truncated; the event carries no row.</summary>
+    Truncate,
+}

@@ -1,0 +1,71 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
+
+namespace PgEvents;
+
+/// <summary>
+/// The PgEvents schema inside one database: installs it and decides which tables are captured.
+/// Consumers installed through <c>AddPgEvents</c> do this for every mapped table; use this type
+/// directly for tooling, migrations and tests.
+/// </summary>
+public sealed class PgEventsSchema
+{
+    private readonly SchemaInstaller _installer;
+    private readonly TableTracker _tracker;
+
+    /// <summary>Creates the schema manager.</summary>
+    /// <param name="dataSource">The database holding the tables to capture.</param>
+    /// <param name="options">Schema name and notification channel; defaults when null.</param>
+    /// <param name="logger">Receives installation messages; none when null.</param>
+    public PgEventsSchema(NpgsqlDataSource dataSource, PgEventsSchemaOptions? options = null, ILogger? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(dataSource);
+        logger ??= NullLogger.Instance;
+        Settings = SchemaSettings.From(options ?? new PgEventsSchemaOptions());
+        _installer = new SchemaInstaller(dataSource, Settings, logger);
+        _tracker = new TableTracker(dataSource, Settings, logger);
+    }
+
+    internal SchemaSettings Settings { get; }
+
+    /// <summary>The schema version this library installs.</summary>
+    public static int LatestVersion => SchemaScript.LatestVersion;
+
+    /// <summary>
+    /// Creates or upgrades the schema. Idempotent, and safe when several processes install at once.
+    /// </summary>
+    /// <param name="cancellationToken">Cancels the installation.</param>
+    /// <returns>The installed schema version.</returns>
+    /// <exception cref="PgEventsException">The schema was installed by a newer PgEvents version.</exception>
+    public Task<int> InstallAsync(CancellationToken cancellationToken = default) => _installer.InstallAsync(cancellationToken);
+
+    /// <summary>The installed schema version, 0 when PgEvents is not installed.</summary>
+    /// <param name="cancellationToken">Cancels the query.</param>
+    /// <returns>The version number.</returns>
+    public Task<int> GetInstalledVersionAsync(CancellationToken cancellationToken = default) =>
+        _installer.GetInstalledVersionAsync(cancellationToken);
+
+    /// <summary>
+    /// Installs the capture triggers on a table: every INSERT, UPDATE (that changes something),
+    /// DELETE and TRUNCATE is written to the log from then on. Calling it again is harmless.
+    /// </summary>
+    /// <param name="table">The exact table name.</param>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    /// <exception cref="PgEventsException">The table does not exist or cannot be tracked.</exception>
+    public Task TrackTableAsync(TableName table, CancellationToken cancellationToken = default) =>
+        _tracker.TrackAsync(table, cancellationToken);
+
+    /// <summary>Removes the capture triggers from a table. Events already captured stay in the log.</summary>
+    /// <param name="table">The exact table name.</param>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    /// <exception cref="PgEventsException">The table does not exist.</exception>
+    public Task UntrackTableAsync(TableName table, CancellationToken cancellationToken = default) =>
+        _tracker.UntrackAsync(table, cancellationToken);
+
+    /// <summary>Lists the tables whose changes are captured into this schema.</summary>
+    /// <param name="cancellationToken">Cancels the query.</param>
+    /// <returns>The tracked tables, ordered by schema and name.</returns>
+    public Task<IReadOnlyList<TableName>> GetTrackedTablesAsync(CancellationToken cancellationToken = default) =>
+        _tracker.GetTrackedAsync(cancellationToken);
+}

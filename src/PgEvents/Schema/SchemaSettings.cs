@@ -1,0 +1,53 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace PgEvents;
+
+/// <summary>Validated schema options with every derived name PgEvents puts into SQL.</summary>
+internal sealed class SchemaSettings
+{
+    public SchemaSettings(string schemaName, string notificationChannel)
+    {
+        SchemaName = SqlIdentifier.Validate(schemaName, nameof(schemaName));
+        NotificationChannel = SqlIdentifier.Validate(notificationChannel, nameof(notificationChannel));
+        Schema = SqlIdentifier.Quote(schemaName);
+
+        var hash = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(schemaName)))[..16].ToLowerInvariant();
+
+        // Transaction-local marker used by the capture triggers; a custom setting name must be a
+        // plain dotted identifier, so it is derived from a hash rather than the schema name.
+        TransactionKey = "pgevents.tx_" + hash;
+
+        // Trigger names are per installation so two PgEvents schemas can track the same table.
+        TriggerPrefix = schemaName == PgEventsSchemaOptions.DefaultSchemaName ? "pgevents" : "pgevents_" + hash;
+
+        // Two-key advisory lock: a constant class id and a per-schema id.
+        InstallLockKey = BitConverter.ToInt32(SHA256.HashData(Encoding.UTF8.GetBytes("install:" + schemaName)), 0);
+    }
+
+    public static SchemaSettings From(PgEventsSchemaOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return new SchemaSettings(options.SchemaName, options.NotificationChannel);
+    }
+
+    /// <summary>The schema name as stored in the catalog.</summary>
+    public string SchemaName { get; }
+
+    /// <summary>The schema name as a quoted SQL identifier.</summary>
+    public string Schema { get; }
+
+    public string NotificationChannel { get; }
+
+    public string TransactionKey { get; }
+
+    public string TriggerPrefix { get; }
+
+    public int InstallLockKey { get; }
+
+    /// <summary>Advisory lock class id shared by every PgEvents lock ("PgEv").</summary>
+    public const int AdvisoryLockClass = 0x50674576;
+
+    /// <summary>Qualifies a PgEvents object name with the quoted schema.</summary>
+    public string Qualify(string objectName) => Schema + "." + SqlIdentifier.Quote(objectName);
+}
