@@ -1,0 +1,65 @@
+using Npgsql;
+
+namespace PgEvents.Tests.Infrastructure;
+
+/// <summary>A fresh, empty database per test class on the shared server.</summary>
+public sealed class DatabaseFixture : IAsyncLifetime
+{
+    private NpgsqlDataSource? _dataSource;
+
+    public string ConnectionString { get; private set; } = string.Empty;
+
+    public NpgsqlDataSource DataSource => _dataSource ?? throw new InvalidOperationException("Fixture not initialized.");
+
+    public async Task InitializeAsync()
+    {
+        var server = await TestServer.GetAsync();
+        ConnectionString = await server.CreateDatabaseAsync("pgevents_tests");
+        _dataSource = NpgsqlDataSource.Create(ConnectionString);
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_dataSource is not null)
+        {
+            await _dataSource.DisposeAsync();
+        }
+
+        var server = await TestServer.GetAsync();
+        await server.DropDatabaseAsync(ConnectionString);
+    }
+
+    public async Task ExecuteAsync(string sql, params (string Name, object Value)[] parameters)
+    {
+        await using var command = DataSource.CreateCommand(sql);
+        foreach (var (name, value) in parameters)
+        {
+            command.Parameters.AddWithValue(name, value);
+        }
+
+        await command.ExecuteNonQueryAsync();
+    }
+
+    public async Task<T> ScalarAsync<T>(string sql, params (string Name, object Value)[] parameters)
+    {
+        await using var command = DataSource.CreateCommand(sql);
+        foreach (var (name, value) in parameters)
+        {
+            command.Parameters.AddWithValue(name, value);
+        }
+
+        return (T)(await command.ExecuteScalarAsync())!;
+    }
+
+    /// <summary>Installs a PgEvents schema (default name unless given) and returns its manager.</summary>
+    public async Task<PgEventsSchema> InstallAsync(string? schemaName = null, string? channel = null)
+    {
+        var schema = new PgEventsSchema(DataSource, new PgEventsSchemaOptions
+        {
+            SchemaName = schemaName ?? PgEventsSchemaOptions.DefaultSchemaName,
+            NotificationChannel = channel ?? PgEventsSchemaOptions.DefaultNotificationChannel,
+        });
+        await schema.InstallAsync();
+        return schema;
+    }
+}
