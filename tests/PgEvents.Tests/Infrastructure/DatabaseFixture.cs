@@ -5,6 +5,7 @@ namespace PgEvents.Tests.Infrastructure;
 /// <summary>A fresh, empty database per test class on the shared server.</summary>
 public sealed class DatabaseFixture : IAsyncLifetime
 {
+    private readonly Dictionary<string, Task<object>> _once = new(StringComparer.Ordinal);
     private NpgsqlDataSource? _dataSource;
 
     public string ConnectionString { get; private set; } = string.Empty;
@@ -49,6 +50,28 @@ public sealed class DatabaseFixture : IAsyncLifetime
         }
 
         return (T)(await command.ExecuteScalarAsync())!;
+    }
+
+    /// <summary>
+    /// Runs class-wide setup once: xunit creates a new test class instance for every test, but the
+    /// fixture (and its database) lives for the whole class.
+    /// </summary>
+    public async Task<T> OnceAsync<T>(string key, Func<Task<T>> setup)
+        where T : class
+    {
+        Task<object> task;
+        lock (_once)
+        {
+            if (!_once.TryGetValue(key, out task!))
+            {
+                task = Run();
+                _once[key] = task;
+            }
+        }
+
+        return (T)await task;
+
+        async Task<object> Run() => await setup();
     }
 
     /// <summary>Installs a PgEvents schema (default name unless given) and returns its manager.</summary>

@@ -1,0 +1,181 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using Npgsql;
+using PgEvents.Tests.Infrastructure;
+
+namespace PgEvents.Tests.Consumption;
+
+/// <summary>
+/// Many writers commit, roll back and fail at commit time at random while a reader consumes
+/// concurrently; the delivered sequence is then checked against what really committed.
+/// </summary>
+public sealed class CommitOrderingStressTests(DatabaseFixture db) : IClassFixture<DatabaseFixture>
+{
+    private const int Writers = 8;
+    private const int TransactionsPerWriter = 150;
+    private const int SharedRows = 12;
+
+    private sealed record WriterTransaction(string Name, List<string> Expected, int CommitsCompletedBeforeFirstWrite);
+
+    [Fact]
+    public async Task Random_concurrent_commits_rollbacks_and_commit_failures_are_delivered_exactly_as_committed_in_causal_order()
+    {
+        var schema = await OrderingTable.CreateAsync(db);
+        await db.ExecuteAsync($"INSERT INTO items SELECT g, 'seed' FROM generate_series(1, {SharedRows}) g");
+        var drain = new LogDrain(db.DataSource, schema, batchSize: 97);
+        await drain.DrainAsync();
+
+        var commitOrder = new List<WriterTransaction>();
+        var outcomes = new ConcurrentDictionary<string, int>();
+        var nextId = 1000;
+        using var writersDone = new CancellationTokenSource();
+
+        async Task WriteAsync(int writer)
+        {
+            var random = new Random(writer * 7919);
+            await using var connection = await db.DataSource.OpenConnectionAsync();
+            for (var t = 0; t < TransactionsPerWriter; t++)
+            {
+                var name = $"w{writer}t{t}";
+                var expected = new List<string>();
+                int completedBefore;
+                lock (commitOrder)
+                {
+                    completedBefore = commitOrder.Count;
+                }
+
+                await using var transaction = await connection.BeginTransactionAsync();
+                var outcome = random.Next(100) switch { < 70 => "commit", < 85 => "rollback", _ => "fail-at-commit" };
+                try
+                {
+                    var inserted = new List<(int Id, string Tag)>();
+                    var statements = random.Next(1, 5);
+                    for (var s = 0; s < statements; s++)
+                    {
+                        var tag = $"{name}s{s}";
+                        switch (random.Next(3))
+                        {
+                            case 0:
+                                var id = Interlocked.Increment(ref nextId);
+                                await ExecuteAsync(connection, "INSERT INTO items VALUES (@id, @tag)", ("id", id), ("tag", tag));
+                                inserted.Add((id, tag));
+                                expected.Add("Insert:" + tag);
+                                break;
+                            case 1:
+                                await ExecuteAsync(connection, "UPDATE items SET value = @tag WHERE id = @id",
+                                    ("id", random.Next(1, SharedRows + 1)), ("tag", tag));
+                                expected.Add("Update:" + tag);
+                                break;
+                            default:
+                                if (inserted.Count == 0)
+                                {
+                                    goto case 0;
+                                }
+
+                                var victim = inserted[^1];
+                                inserted.RemoveAt(inserted.Count - 1);
+                                await ExecuteAsync(connection, "DELETE FROM items WHERE id = @id", ("id", victim.Id));
+                                expected.Add("Delete:" + victim.Tag);
+                                break;
+                        }
+
+                        // Let other writers interleave between statements of one transaction.
+                        await Task.Yield();
+                    }
+
+                    if (outcome == "rollback")
+                    {
+                        await transaction.RollbackAsync();
+                    }
+                    else
+                    {
+                        if (outcome == "fail-at-commit")
+                        {
+                            await ExecuteAsync(connection, "INSERT INTO children VALUES (@id, -1)", ("id", Interlocked.Increment(ref nextId)));
+                        }
+
+                        await transaction.CommitAsync();
+                        outcome.Should().Be("commit", "a violated deferred foreign key must fail the commit");
+                        lock (commitOrder)
+                        {
+                            commitOrder.Add(new WriterTransaction(name, expected, completedBefore));
+                        }
+                    }
+                }
+                catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.ForeignKeyViolation or PostgresErrorCodes.DeadlockDetected)
+                {
+                    outcome = e.SqlState == PostgresErrorCodes.DeadlockDetected ? "deadlock" : outcome;
+                }
+
+                outcomes.AddOrUpdate(outcome, 1, (_, n) => n + 1);
+            }
+        }
+
+        async Task ReadConcurrentlyAsync()
+        {
+            while (!writersDone.IsCancellationRequested)
+            {
+                var batch = await drain.ReadOnceAsync();
+                if (batch.Events.Count == 0)
+                {
+                    await Task.Delay(1);
+                }
+            }
+        }
+
+        var reader = Task.Run(ReadConcurrentlyAsync);
+        await Task.WhenAll(Enumerable.Range(0, Writers).Select(w => Task.Run(() => WriteAsync(w))));
+        await writersDone.CancelAsync();
+        await reader;
+        await drain.DrainAsync();
+
+        outcomes.GetValueOrDefault("commit").Should().BeGreaterThan(0);
+        outcomes.GetValueOrDefault("rollback").Should().BeGreaterThan(0);
+        outcomes.GetValueOrDefault("fail-at-commit").Should().BeGreaterThan(0, "commit-time failures must leave holes to resolve");
+
+        var delivered = drain.Delivered
+            .Where(e => e.Table == "items")
+            .Select(e => (e.Position, Text: e.Kind + ":" + JsonDocument.Parse(e.RowJson!).RootElement.GetProperty("value").GetString()))
+            .Where(e => !e.Text.EndsWith(":seed", StringComparison.Ordinal))
+            .ToList();
+
+        // Nothing missing, nothing extra, nothing twice; each transaction contiguous and in order.
+        var deliveredByTransaction = delivered
+            .GroupBy(e => e.Text.Split(':')[1].Split('s')[0])
+            .ToDictionary(g => g.Key, g => g.ToList());
+        deliveredByTransaction.Keys.Should().BeEquivalentTo(commitOrder.Select(c => c.Name));
+        foreach (var committed in commitOrder)
+        {
+            var events = deliveredByTransaction[committed.Name];
+            events.Select(e => e.Text).Should().Equal(committed.Expected, $"{committed.Name} must be delivered whole and in statement order");
+            events.Select(e => e.Position).Distinct().Should().ContainSingle();
+            var first = delivered.IndexOf(events[0]);
+            delivered.GetRange(first, events.Count).Should().Equal(events, $"{committed.Name} must be contiguous");
+        }
+
+        // Causality: whatever had committed before a transaction's first write comes before it.
+        var positionOf = commitOrder.ToDictionary(c => c.Name, c => deliveredByTransaction[c.Name][0].Position);
+        var maxPositionOfFirst = new long[commitOrder.Count + 1];
+        for (var i = 0; i < commitOrder.Count; i++)
+        {
+            maxPositionOfFirst[i + 1] = Math.Max(maxPositionOfFirst[i], positionOf[commitOrder[i].Name]);
+        }
+
+        foreach (var committed in commitOrder)
+        {
+            positionOf[committed.Name].Should().BeGreaterThan(maxPositionOfFirst[committed.CommitsCompletedBeforeFirstWrite],
+                $"{committed.Name} wrote after {committed.CommitsCompletedBeforeFirstWrite} transactions had committed");
+        }
+    }
+
+    private static async Task ExecuteAsync(NpgsqlConnection connection, string sql, params (string Name, object Value)[] parameters)
+    {
+        await using var command = new NpgsqlCommand(sql, connection);
+        foreach (var (name, value) in parameters)
+        {
+            command.Parameters.AddWithValue(name, value);
+        }
+
+        await command.ExecuteNonQueryAsync();
+    }
+}
