@@ -101,7 +101,45 @@ internal sealed class ChangeLogReader
             await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        return TakeContiguous(after, rows, snapshot, rows.Count == limit);
+        var holeBefore = _hole;
+        var result = TakeContiguous(after, rows, snapshot, rows.Count == limit);
+        if (_hole is not null && !ReferenceEquals(_hole, holeBefore) && _hole.Blockers.Count > 0)
+        {
+            _hole = await ExcludeOtherDatabasesAsync(connection, _hole, cancellationToken).ConfigureAwait(false);
+            result = new ChangeLogBatch(result.Events, _hole, result.LimitReached);
+        }
+
+        return result;
+    }
+
+    /// <summary>
+    /// Snapshots list the running transactions of the whole cluster, but a transaction connected to
+    /// another database cannot have written to this one's log. Dropping those from the blockers keeps
+    /// busy neighbours from delaying hole resolution. Anything not positively identified as foreign
+    /// stays a blocker, so missing privileges only make the reader wait longer, never skip.
+    /// </summary>
+    private static async Task<PositionHole> ExcludeOtherDatabasesAsync(NpgsqlConnection connection, PositionHole hole, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(
+            """
+            SELECT backend_xid::text FROM pg_stat_activity
+             WHERE backend_xid IS NOT NULL AND datid IS NOT NULL
+               AND datid <> (SELECT oid FROM pg_database WHERE datname = current_database())
+            UNION ALL
+            SELECT transaction::text FROM pg_prepared_xacts WHERE database <> current_database()
+            """, connection);
+        var foreign = new HashSet<ulong>();
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                // backend_xid is a 32-bit xid; compare on the low 32 bits of the xid8 blockers.
+                foreign.Add(ulong.Parse(reader.GetString(0), NumberStyles.None, CultureInfo.InvariantCulture));
+            }
+        }
+
+        var remaining = hole.Blockers.Where(xid => !foreign.Contains(xid & 0xFFFF_FFFF)).ToArray();
+        return remaining.Length == hole.Blockers.Count ? hole : hole with { Blockers = remaining };
     }
 
     private ChangeLogBatch TakeContiguous(LogPosition after, List<CapturedEvent> rows, SnapshotState snapshot, bool limitReached)

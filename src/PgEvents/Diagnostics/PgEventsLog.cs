@@ -19,4 +19,25 @@ internal static partial class PgEventsLog
 
     [LoggerMessage(5, LogLevel.Information, "PgEvents reader skipped positions {From}..{To}: their transactions rolled back after taking a position")]
     public static partial void HoleSkipped(ILogger logger, long from, long to);
+
+    [LoggerMessage(10, LogLevel.Information, "PgEvents consumer {Consumer} started at position {Cursor}")]
+    public static partial void ConsumerStarted(ILogger logger, string consumer, LogPosition cursor);
+
+    [LoggerMessage(11, LogLevel.Information, "PgEvents consumer {Consumer} stopped at position {Cursor}")]
+    public static partial void ConsumerStopped(ILogger logger, string consumer, LogPosition cursor);
+
+    [LoggerMessage(12, LogLevel.Error, "PgEvents consumer {Consumer} failed to handle {Kind} of {Table} at position {Position}/{EventId} (attempt {Attempt}); retrying in {Delay}")]
+    public static partial void DeliveryFailed(ILogger logger, Exception exception, string consumer, ChangeKind kind, TableName table, long position, long eventId, int attempt, TimeSpan delay);
+
+    [LoggerMessage(13, LogLevel.Information, "PgEvents consumer {Consumer} delivered {Table} at position {Position}/{EventId} after {Attempts} failed attempts; delivery resumes")]
+    public static partial void DeliveryRecovered(ILogger logger, string consumer, TableName table, long position, long eventId, int attempts);
+
+    [LoggerMessage(14, LogLevel.Warning, "PgEvents consumer {Consumer} skipped an event of unmapped table {Table} at position {Position}/{EventId} (UnmappedTablePolicy.Skip)")]
+    public static partial void UnmappedTableSkipped(ILogger logger, string consumer, TableName table, long position, long eventId);
+
+    [LoggerMessage(15, LogLevel.Warning, "PgEvents consumer {Consumer} lost its database connection; reconnecting in {Delay}")]
+    public static partial void ConnectionLost(ILogger logger, Exception exception, string consumer, TimeSpan delay);
+
+    [LoggerMessage(16, LogLevel.Information, "PgEvents consumer {Consumer} reconnected and resumes at position {Cursor}")]
+    public static partial void Reconnected(ILogger logger, string consumer, LogPosition cursor);
 }

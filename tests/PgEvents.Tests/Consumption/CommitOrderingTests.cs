@@ -200,4 +200,33 @@ public sealed class CommitOrderingTests(DatabaseFixture db) : IClassFixture<Data
 
         Values(await drain.DrainAsync()).Should().Equal("other", "early-1", "early-2 saw other");
     }
+
+    [Fact]
+    public async Task A_transaction_open_in_another_database_does_not_delay_resolving_an_aborted_position()
+    {
+        var drain = await FreshDrainAsync();
+        var server = await TestServer.GetAsync();
+        var otherDatabase = await server.CreateDatabaseAsync("neighbour");
+        try
+        {
+            await using var neighbour = new NpgsqlConnection(otherDatabase);
+            await neighbour.OpenAsync();
+            await OrderingTable.ExecuteAsync(neighbour, "BEGIN; SELECT pg_current_xact_id()");
+            await using var failing = await OpenAsync();
+            await OrderingTable.ExecuteAsync(failing, "BEGIN; INSERT INTO items VALUES (90, 'fails'); INSERT INTO children VALUES (90, -1)");
+            var commit = () => OrderingTable.ExecuteAsync(failing, "COMMIT");
+            await commit.Should().ThrowAsync<PostgresException>();
+            await OrderingTable.ExecuteAsync(failing, "INSERT INTO items VALUES (91, 'after')");
+
+            (await drain.ReadOnceAsync()).Events.Should().BeEmpty("the hole is seen first");
+            var second = await drain.ReadOnceAsync();
+
+            Values(second.Events).Should().Equal(["after"], "the neighbour's open transaction cannot hold a position of this database");
+            await OrderingTable.ExecuteAsync(neighbour, "ROLLBACK");
+        }
+        finally
+        {
+            await server.DropDatabaseAsync(otherDatabase);
+        }
+    }
 }

@@ -24,21 +24,23 @@ internal sealed class LogDrain(NpgsqlDataSource dataSource, PgEventsSchema schem
 
     /// <summary>
     /// Reads until nothing more is deliverable. Callers use it once every writer has finished, so a
-    /// hole can only be an aborted position and resolves on the next read; the bound turns a reader
-    /// bug into a failure instead of a hang.
+    /// hole can only be an aborted position; it resolves as soon as the transactions that were running
+    /// when it was seen have ended (pool resets, other test classes). The deadline turns a reader bug
+    /// into a failure instead of a hang.
     /// </summary>
     public async Task<List<CapturedEvent>> DrainAsync()
     {
         var start = Delivered.Count;
         await using var connection = await dataSource.OpenConnectionAsync();
-        var unproductiveReads = 0;
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        var pause = 1;
         while (true)
         {
             var batch = await _reader.ReadAsync(connection, Position, batchSize, CancellationToken.None);
             Accept(batch);
             if (batch.Events.Count > 0)
             {
-                unproductiveReads = 0;
+                pause = 1;
                 continue;
             }
 
@@ -47,10 +49,15 @@ internal sealed class LogDrain(NpgsqlDataSource dataSource, PgEventsSchema schem
                 return Delivered.GetRange(start, Delivered.Count - start);
             }
 
-            if (++unproductiveReads > 3)
+            if (DateTime.UtcNow > deadline)
             {
-                throw new InvalidOperationException($"The reader stays blocked on hole {batch.WaitingOn} with every writer finished.");
+                throw new InvalidOperationException(
+                    $"The reader stays blocked on positions {batch.WaitingOn.From}..{batch.WaitingOn.To} " +
+                    $"(blockers {string.Join(", ", batch.WaitingOn.Blockers)}) with every writer finished.");
             }
+
+            await Task.Delay(pause);
+            pause = Math.Min(pause * 2, 100);
         }
     }
 

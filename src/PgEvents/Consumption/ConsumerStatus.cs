@@ -1,0 +1,29 @@
+namespace PgEvents;
+
+/// <summary>Where a consumer stands.</summary>
+/// <param name="ConsumerName">The consumer name.</param>
+/// <param name="IsActive">Whether this instance is running and delivering.</param>
+/// <param name="HeadPosition">The highest committed position in the log.</param>
+/// <param name="CursorPosition">The position of the last delivered event.</param>
+/// <param name="CursorEventId">The event id of the last delivered event.</param>
+/// <param name="LagEvents">Committed events not yet delivered.</param>
+/// <param name="LagTime">How long the oldest undelivered event has been committed; zero when caught up.</param>
+/// <param name="Blocked">The event delivery is stuck on, or null.</param>
+public sealed record ConsumerStatus(
+    string ConsumerName,
+    bool IsActive,
+    long HeadPosition,
+    long CursorPosition,
+    long CursorEventId,
+    long LagEvents,
+    TimeSpan LagTime,
+    BlockedEvent? Blocked);
+
+/// <summary>An event whose handlers keep failing; nothing after it is delivered until it succeeds.</summary>
+/// <param name="Position">The commit position of its transaction.</param>
+/// <param name="EventId">The event id.</param>
+/// <param name="Table">The table it belongs to.</param>
+/// <param name="Attempts">Failed attempts so far.</param>
+/// <param name="LastError">The last failure, type and message.</param>
+/// <param name="Since">When the first attempt failed.</param>
+public sealed record BlockedEvent(long Position, long EventId, TableName Table, int Attempts, string LastError, DateTimeOffset Since);

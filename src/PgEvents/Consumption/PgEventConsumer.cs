@@ -1,0 +1,386 @@
+using System.Data;
+using System.Diagnostics;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace PgEvents;
+
+/// <summary>
+/// Reads the log after its cursor and delivers each event to every handler of its table, in
+/// order. The cursor moves only past events whose handlers all succeeded; a failing event is
+/// retried with capped exponential backoff and blocks everything after it.
+/// </summary>
+internal sealed class PgEventConsumer : IEventConsumer
+{
+    private static readonly TimeSpan MaxReconnectDelay = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan FirstHoleRecheck = TimeSpan.FromMilliseconds(2);
+
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly PgEventsOptions _options;
+    private readonly HandlerMap _handlers;
+    private readonly IServiceScopeFactory _scopes;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+    private readonly SchemaSettings _settings;
+    private readonly PgEventsSchema _schema;
+    private readonly CursorStore _cursors;
+    private readonly RowDeserializer _deserializer;
+    private readonly WakeUpSignal _wakeUp = new();
+    private readonly KeyValuePair<string, object?> _consumerTag;
+
+    private int _running;
+    private volatile bool _active;
+    private volatile BlockedEvent? _blocked;
+    private LogPosition _cursor;
+    private LogPosition _persisted;
+
+    public PgEventConsumer(
+        PgEventsDataSource dataSource,
+        IOptions<PgEventsOptions> options,
+        IEnumerable<HandlerRegistration> registrations,
+        IServiceScopeFactory scopes,
+        TimeProvider time,
+        ILogger<PgEventConsumer>? logger = null)
+    {
+        _dataSource = dataSource.DataSource;
+        _options = options.Value;
+        _handlers = new HandlerMap(registrations);
+        _scopes = scopes;
+        _logger = logger ?? (ILogger)Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+        _time = time;
+        _settings = new SchemaSettings(_options.SchemaName, _options.NotificationChannel);
+        _schema = new PgEventsSchema(_dataSource, new PgEventsSchemaOptions
+        {
+            SchemaName = _options.SchemaName,
+            NotificationChannel = _options.NotificationChannel,
+        }, _logger);
+        _cursors = new CursorStore(_settings, _options.ConsumerName);
+        _deserializer = new RowDeserializer(_options.JsonSerializerOptions);
+        _consumerTag = new("pgevents.consumer", _options.ConsumerName);
+    }
+
+    public string Name => _options.ConsumerName;
+
+    public async Task InstallAsync(CancellationToken cancellationToken = default)
+    {
+        await _schema.InstallAsync(cancellationToken).ConfigureAwait(false);
+        foreach (var table in _handlers.Tables)
+        {
+            await _schema.TrackTableAsync(table, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        if (Interlocked.Exchange(ref _running, 1) == 1)
+        {
+            throw new InvalidOperationException($"PgEvents consumer '{Name}' is already running in this instance.");
+        }
+
+        try
+        {
+            if (_options.InstallOnStart)
+            {
+                await InstallAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            var reconnectDelay = _options.ReconnectDelay;
+            var reconnecting = false;
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                try
+                {
+                    await ConsumeAsync(reconnecting, cancellationToken).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                {
+                    break;
+                }
+                catch (Exception e) when (IsConnectionFailure(e))
+                {
+                    _active = false;
+                    PgEventsLog.ConnectionLost(_logger, e, Name, reconnectDelay);
+                    PgEventsDiagnostics.Reconnects.Add(1, _consumerTag);
+                    try
+                    {
+                        await Task.Delay(reconnectDelay, _time, cancellationToken).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        break;
+                    }
+
+                    reconnectDelay = TimeSpan.FromTicks(Math.Min(reconnectDelay.Ticks * 2, Math.Max(MaxReconnectDelay.Ticks, _options.ReconnectDelay.Ticks)));
+                    reconnecting = true;
+                    continue;
+                }
+
+                reconnectDelay = _options.ReconnectDelay;
+            }
+        }
+        finally
+        {
+            _active = false;
+            PgEventsLog.ConsumerStopped(_logger, Name, _cursor);
+            Volatile.Write(ref _running, 0);
+        }
+    }
+
+    public async Task<ConsumerStatus> GetStatusAsync(CancellationToken cancellationToken = default)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        var cursor = _active ? _cursor : await ReadStoredCursorAsync(connection, cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand(
+            $"""
+            SELECT (SELECT coalesce(max(position), 0) FROM {_settings.Qualify("transactions")}),
+                   (SELECT count(*) FROM {_settings.Qualify("events")} e JOIN {_settings.Qualify("transactions")} t ON t.xid = e.xid
+                     WHERE t.position > @position OR (t.position = @position AND e.event_id > @event_id)),
+                   (SELECT extract(epoch FROM now() - committed_at)::float8 FROM {_settings.Qualify("transactions")}
+                     WHERE position > @position ORDER BY position LIMIT 1)
+            """, connection);
+        command.Parameters.AddWithValue("position", cursor.Position);
+        command.Parameters.AddWithValue("event_id", cursor.EventId);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        var lagTime = reader.IsDBNull(2) ? TimeSpan.Zero : TimeSpan.FromSeconds(Math.Max(0, reader.GetDouble(2)));
+        return new ConsumerStatus(Name, _active, reader.GetInt64(0), cursor.Position, cursor.EventId, reader.GetInt64(1), lagTime, _blocked);
+    }
+
+    private async Task<LogPosition> ReadStoredCursorAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(
+            $"SELECT position, event_id FROM {_settings.Qualify("consumers")} WHERE name = @name", connection);
+        command.Parameters.AddWithValue("name", Name);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        return await reader.ReadAsync(cancellationToken).ConfigureAwait(false)
+            ? new LogPosition(reader.GetInt64(0), reader.GetInt64(1))
+            : LogPosition.Start;
+    }
+
+    private async Task ConsumeAsync(bool reconnecting, CancellationToken cancellationToken)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+
+        // Listen before the first read: whatever commits after this point also wakes us up.
+        await using var listener = await NotificationListener.StartAsync(
+            _dataSource, _options.NotificationChannel, _wakeUp, cancellationToken).ConfigureAwait(false);
+        var reader = new ChangeLogReader(_settings, _logger);
+        _cursor = _persisted = await _cursors.LoadAsync(connection, cancellationToken).ConfigureAwait(false);
+        _active = true;
+        if (reconnecting)
+        {
+            PgEventsLog.Reconnected(_logger, Name, _cursor);
+        }
+        else
+        {
+            PgEventsLog.ConsumerStarted(_logger, Name, _cursor);
+        }
+
+        var holeRecheck = FirstHoleRecheck;
+        try
+        {
+            while (true)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                _wakeUp.Reset();
+                var batch = await reader.ReadAsync(connection, _cursor, _options.BatchSize, cancellationToken).ConfigureAwait(false);
+                if (batch.Events.Count > 0)
+                {
+                    PgEventsDiagnostics.BatchSize.Record(batch.Events.Count, _consumerTag);
+                    foreach (var captured in batch.Events)
+                    {
+                        await DeliverAsync(connection, captured, cancellationToken).ConfigureAwait(false);
+                        _cursor = captured.LogPosition;
+                    }
+
+                    await PersistCursorAsync(connection, cancellationToken).ConfigureAwait(false);
+                    holeRecheck = FirstHoleRecheck;
+                    continue;
+                }
+
+                // A hole is re-examined soon (its holder usually commits within milliseconds and
+                // notifies; one that aborted does not); otherwise sleep until notified or polled.
+                TimeSpan timeout;
+                if (batch.WaitingOn is not null)
+                {
+                    timeout = holeRecheck;
+                    holeRecheck = TimeSpan.FromTicks(Math.Min(holeRecheck.Ticks * 2, _options.PollInterval.Ticks));
+                }
+                else
+                {
+                    timeout = _options.PollInterval;
+                    holeRecheck = FirstHoleRecheck;
+                }
+
+                var woken = await WaitForWakeUpAsync(listener, timeout, cancellationToken).ConfigureAwait(false);
+                PgEventsDiagnostics.WakeUps.Add(1, _consumerTag, new("pgevents.wakeup.source", woken ? "notify" : "poll"));
+            }
+        }
+        finally
+        {
+            if (_cursor != _persisted && connection.State == ConnectionState.Open)
+            {
+                // Shutting down: keep the progress made, so a restart repeats at most the event in flight.
+                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                try
+                {
+                    await PersistCursorAsync(connection, timeout.Token).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is NpgsqlException or OperationCanceledException or InvalidOperationException)
+                {
+                    // At-least-once still holds: the next run repeats what was not persisted.
+                }
+            }
+        }
+    }
+
+    private async Task<bool> WaitForWakeUpAsync(NotificationListener listener, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        if (listener.Completion.IsCompleted)
+        {
+            // The listening connection died: surface its failure so the consumer reconnects.
+            await listener.Completion.ConfigureAwait(false);
+            throw new NpgsqlException("The LISTEN connection closed unexpectedly.");
+        }
+
+        using var stopWaiting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var wait = _wakeUp.WaitAsync(timeout, _time, stopWaiting.Token);
+        var first = await Task.WhenAny(wait, listener.Completion).ConfigureAwait(false);
+        if (first == listener.Completion)
+        {
+            await stopWaiting.CancelAsync().ConfigureAwait(false);
+            await listener.Completion.ConfigureAwait(false);
+            throw new NpgsqlException("The LISTEN connection closed unexpectedly.");
+        }
+
+        return await wait.ConfigureAwait(false);
+    }
+
+    private async Task PersistCursorAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        if (_cursor == _persisted)
+        {
+            return;
+        }
+
+        await _cursors.SaveAsync(connection, _cursor, transaction: null, cancellationToken).ConfigureAwait(false);
+        _persisted = _cursor;
+    }
+
+    private async Task DeliverAsync(NpgsqlConnection connection, CapturedEvent captured, CancellationToken cancellationToken)
+    {
+        var handlers = _handlers.For(captured.TableName);
+        if (handlers.Count == 0 && _options.UnmappedTablePolicy == UnmappedTablePolicy.Skip)
+        {
+            PgEventsLog.UnmappedTableSkipped(_logger, Name, captured.TableName, captured.Position, captured.EventId);
+            return;
+        }
+
+        var attempts = 0;
+        var delay = _options.RetryInitialDelay;
+        var firstFailure = DateTimeOffset.MinValue;
+        while (true)
+        {
+            try
+            {
+                await DispatchAsync(connection, captured, handlers, cancellationToken).ConfigureAwait(false);
+                if (attempts > 0)
+                {
+                    _blocked = null;
+                    PgEventsLog.DeliveryRecovered(_logger, Name, captured.TableName, captured.Position, captured.EventId, attempts);
+                }
+
+                PgEventsDiagnostics.EventsDelivered.Add(1, _consumerTag, new("pgevents.table", captured.Table));
+                return;
+            }
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+            {
+                if (IsBroken(connection))
+                {
+                    // Not the event's fault: reconnect and deliver it again.
+                    throw new NpgsqlException("The consumer's connection broke while delivering an event.", e);
+                }
+
+                if (attempts == 0)
+                {
+                    firstFailure = _time.GetUtcNow();
+
+                    // Whatever happens to this event, what came before it is done.
+                    await PersistCursorAsync(connection, cancellationToken).ConfigureAwait(false);
+                }
+
+                attempts++;
+                _blocked = new BlockedEvent(captured.Position, captured.EventId, captured.TableName, attempts, $"{e.GetType().Name}: {e.Message}", firstFailure);
+                PgEventsLog.DeliveryFailed(_logger, e, Name, captured.Kind, captured.TableName, captured.Position, captured.EventId, attempts, delay);
+                PgEventsDiagnostics.Retries.Add(1, _consumerTag, new("pgevents.table", captured.Table));
+                await Task.Delay(delay, _time, cancellationToken).ConfigureAwait(false);
+                delay = TimeSpan.FromTicks(Math.Min((long)(delay.Ticks * _options.RetryBackoffMultiplier), _options.RetryMaxDelay.Ticks));
+            }
+        }
+    }
+
+    private async Task DispatchAsync(
+        NpgsqlConnection connection, CapturedEvent captured, IReadOnlyList<HandlerRegistration> handlers, CancellationToken cancellationToken)
+    {
+        if (handlers.Count == 0)
+        {
+            throw new PgEventsException(
+                $"No handler is registered for table {captured.TableName} (event at position {captured.LogPosition}). " +
+                $"Register one with AddHandler<TRow, THandler>(\"{captured.Schema}.{captured.Table}\"), untrack the table, " +
+                "or set PgEventsOptions.UnmappedTablePolicy to Skip.");
+        }
+
+        using var activity = PgEventsDiagnostics.ActivitySource.StartActivity("pgevents.deliver", ActivityKind.Consumer);
+        if (activity is not null)
+        {
+            activity.SetTag("pgevents.consumer", Name);
+            activity.SetTag("pgevents.table", captured.TableName.ToString());
+            activity.SetTag("pgevents.operation", captured.Kind.ToString());
+            activity.SetTag("pgevents.position", captured.Position);
+            activity.SetTag("pgevents.event_id", captured.EventId);
+        }
+
+        var started = _time.GetTimestamp();
+        try
+        {
+            var scope = _scopes.CreateAsyncScope();
+            await using (scope.ConfigureAwait(false))
+            {
+                var transaction = new EventTransactionScope(connection);
+                await using (transaction.ConfigureAwait(false))
+                {
+                    foreach (var handler in handlers)
+                    {
+                        await handler.Invoke(scope.ServiceProvider, captured, _deserializer, transaction, cancellationToken).ConfigureAwait(false);
+                    }
+
+                    if (transaction.Transaction is not null)
+                    {
+                        // Handler writes and the cursor commit together: effectively once.
+                        await _cursors.SaveAsync(connection, captured.LogPosition, transaction.Transaction, cancellationToken).ConfigureAwait(false);
+                        await transaction.Transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+                        _cursor = _persisted = captured.LogPosition;
+                    }
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            activity?.SetStatus(ActivityStatusCode.Error, e.Message);
+            throw;
+        }
+        finally
+        {
+            PgEventsDiagnostics.HandlerDuration.Record(_time.GetElapsedTime(started).TotalSeconds, _consumerTag);
+        }
+    }
+
+    private static bool IsBroken(NpgsqlConnection connection) =>
+        connection.FullState.HasFlag(ConnectionState.Broken) || connection.State == ConnectionState.Closed;
+
+    private static bool IsConnectionFailure(Exception e) =>
+        e is NpgsqlException or IOException or TimeoutException
+        || (e is InvalidOperationException && e.InnerException is NpgsqlException);
+}

@@ -1,0 +1,61 @@
+using System.Text.Json;
+
+namespace PgEvents;
+
+/// <summary>Configuration of a PgEvents consumer, validated when the host starts.</summary>
+public sealed class PgEventsOptions
+{
+    /// <summary>
+    /// Connection string of the database whose tables are captured; the PgEvents schema and the
+    /// consumer cursors live there too. Required.
+    /// </summary>
+    public string? ConnectionString { get; set; }
+
+    /// <summary>
+    /// Name of this consumer. Each name has its own cursor and receives every event; processes
+    /// sharing a name share the cursor. Default <c>default</c>.
+    /// </summary>
+    public string ConsumerName { get; set; } = "default";
+
+    /// <summary>Schema holding the PgEvents tables. Default <c>pgevents</c>.</summary>
+    public string SchemaName { get; set; } = PgEventsSchemaOptions.DefaultSchemaName;
+
+    /// <summary>LISTEN/NOTIFY channel used as a wake-up. Default <c>pgevents</c>.</summary>
+    public string NotificationChannel { get; set; } = PgEventsSchemaOptions.DefaultNotificationChannel;
+
+    /// <summary>
+    /// Install or upgrade the schema and the capture triggers of every mapped table when the
+    /// consumer starts. Default true; turn off when migrations do it (<see cref="IEventConsumer.InstallAsync"/>).
+    /// </summary>
+    public bool InstallOnStart { get; set; } = true;
+
+    /// <summary>
+    /// How often the log is read when no notification arrives: the safety net for lost
+    /// notifications. Default 1 second.
+    /// </summary>
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Most events read per round trip. Default 500.</summary>
+    public int BatchSize { get; set; } = 500;
+
+    /// <summary>Delay before the first retry of a failing event. Default 200 ms.</summary>
+    public TimeSpan RetryInitialDelay { get; set; } = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>Longest delay between retries of a failing event. Default 30 seconds.</summary>
+    public TimeSpan RetryMaxDelay { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Factor applied to the delay after each failed attempt. Default 2.</summary>
+    public double RetryBackoffMultiplier { get; set; } = 2;
+
+    /// <summary>Delay before reconnecting after the database connection was lost. Default 1 second, doubling up to 30 seconds.</summary>
+    public TimeSpan ReconnectDelay { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>What to do with events of tables without a handler. Default <see cref="PgEvents.UnmappedTablePolicy.Block"/>.</summary>
+    public UnmappedTablePolicy UnmappedTablePolicy { get; set; } = UnmappedTablePolicy.Block;
+
+    /// <summary>
+    /// How rows are deserialized. By default <c>created_at</c> maps to <c>CreatedAt</c>, names are
+    /// case-insensitive and enums bind by name.
+    /// </summary>
+    public JsonSerializerOptions JsonSerializerOptions { get; set; } = RowDeserializer.CreateDefaultOptions();
+}

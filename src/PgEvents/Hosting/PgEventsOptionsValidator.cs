@@ -1,0 +1,86 @@
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace PgEvents;
+
+/// <summary>Checks options at start, with messages that say what to change.</summary>
+internal sealed class PgEventsOptionsValidator : IValidateOptions<PgEventsOptions>
+{
+    public ValidateOptionsResult Validate(string? name, PgEventsOptions options)
+    {
+        var failures = new List<string>();
+        if (string.IsNullOrWhiteSpace(options.ConnectionString))
+        {
+            failures.Add("PgEventsOptions.ConnectionString is required: set it to the database whose tables are captured.");
+        }
+        else
+        {
+            try
+            {
+                _ = new NpgsqlConnectionStringBuilder(options.ConnectionString);
+            }
+            catch (ArgumentException e)
+            {
+                failures.Add($"PgEventsOptions.ConnectionString is not a valid Npgsql connection string: {e.Message}");
+            }
+        }
+
+        CheckIdentifier(failures, nameof(options.SchemaName), options.SchemaName);
+        CheckIdentifier(failures, nameof(options.NotificationChannel), options.NotificationChannel);
+        if (string.IsNullOrWhiteSpace(options.ConsumerName))
+        {
+            failures.Add("PgEventsOptions.ConsumerName cannot be empty: name the consumer so its cursor can be stored.");
+        }
+
+        CheckPositive(failures, nameof(options.PollInterval), options.PollInterval);
+        CheckPositive(failures, nameof(options.RetryInitialDelay), options.RetryInitialDelay);
+        CheckPositive(failures, nameof(options.RetryMaxDelay), options.RetryMaxDelay);
+        CheckPositive(failures, nameof(options.ReconnectDelay), options.ReconnectDelay);
+        if (options.RetryMaxDelay < options.RetryInitialDelay)
+        {
+            failures.Add($"PgEventsOptions.RetryMaxDelay ({options.RetryMaxDelay}) must not be shorter than RetryInitialDelay ({options.RetryInitialDelay}).");
+        }
+
+        if (options.RetryBackoffMultiplier < 1 || double.IsNaN(options.RetryBackoffMultiplier))
+        {
+            failures.Add($"PgEventsOptions.RetryBackoffMultiplier must be at least 1; it is {options.RetryBackoffMultiplier}.");
+        }
+
+        if (options.BatchSize is < 1 or > 100_000)
+        {
+            failures.Add($"PgEventsOptions.BatchSize must be between 1 and 100000; it is {options.BatchSize}.");
+        }
+
+        if (!Enum.IsDefined(options.UnmappedTablePolicy))
+        {
+            failures.Add($"PgEventsOptions.UnmappedTablePolicy has an unknown value {(int)options.UnmappedTablePolicy}.");
+        }
+
+        if (options.JsonSerializerOptions is null)
+        {
+            failures.Add("PgEventsOptions.JsonSerializerOptions cannot be null.");
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    private static void CheckIdentifier(List<string> failures, string option, string? value)
+    {
+        try
+        {
+            SqlIdentifier.Validate(value, option);
+        }
+        catch (ArgumentException e)
+        {
+            failures.Add($"PgEventsOptions.{option} is invalid: {e.Message}");
+        }
+    }
+
+    private static void CheckPositive(List<string> failures, string option, TimeSpan value)
+    {
+        if (value <= TimeSpan.Zero)
+        {
+            failures.Add($"PgEventsOptions.{option} must be positive; it is {value}.");
+        }
+    }
+}
