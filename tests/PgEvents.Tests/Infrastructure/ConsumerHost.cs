@@ -1,0 +1,75 @@
+using Microsoft.Extensions.DependencyInjection;
+
+namespace PgEvents.Tests.Infrastructure;
+
+/// <summary>A consumer built through <c>AddPgEvents</c> and run without a generic host.</summary>
+public sealed class ConsumerHost : IAsyncDisposable
+{
+    private readonly CancellationTokenSource _stop = new();
+
+    private ConsumerHost(ServiceProvider services)
+    {
+        Services = services;
+        Consumer = services.GetRequiredService<IEventConsumer>();
+        Sink = services.GetRequiredService<EventSink>();
+    }
+
+    public ServiceProvider Services { get; }
+
+    public IEventConsumer Consumer { get; }
+
+    public EventSink Sink { get; }
+
+    public Task Running { get; private set; } = Task.CompletedTask;
+
+    public static ConsumerHost Create(
+        string connectionString, Action<PgEventsBuilder> map, Action<PgEventsOptions>? configure = null, EventSink? sink = null,
+        Action<IServiceCollection>? services = null)
+    {
+        var collection = new ServiceCollection();
+        collection.AddSingleton(sink ?? new EventSink());
+        services?.Invoke(collection);
+        var builder = collection.AddPgEvents(o =>
+        {
+            o.ConnectionString = connectionString;
+            o.ConsumerName = "test";
+            o.RetryInitialDelay = TimeSpan.FromMilliseconds(10);
+            o.RetryMaxDelay = TimeSpan.FromMilliseconds(100);
+            configure?.Invoke(o);
+
+            // Each test gets its own log unless it chooses one: a consumer started at position 0
+            // would otherwise meet other tests' tables, which block it (UnmappedTablePolicy.Block).
+            if (o.SchemaName == PgEventsSchemaOptions.DefaultSchemaName)
+            {
+                o.SchemaName = "log_" + o.ConsumerName;
+            }
+        });
+        map(builder);
+        return new ConsumerHost(collection.BuildServiceProvider(new ServiceProviderOptions { ValidateScopes = true, ValidateOnBuild = true }));
+    }
+
+    /// <summary>Installs, then runs the consumer in the background until stopped.</summary>
+    public async Task<ConsumerHost> StartAsync()
+    {
+        await Consumer.InstallAsync();
+        Running = Task.Run(() => Consumer.RunAsync(_stop.Token));
+        return this;
+    }
+
+    public async Task StopAsync()
+    {
+        await _stop.CancelAsync();
+        await Running;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_stop.IsCancellationRequested)
+        {
+            await StopAsync();
+        }
+
+        await Services.DisposeAsync();
+        _stop.Dispose();
+    }
+}
