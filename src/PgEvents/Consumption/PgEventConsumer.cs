@@ -83,7 +83,14 @@ internal sealed class PgEventConsumer : IEventConsumer
         {
             if (_options.InstallOnStart)
             {
-                await InstallAsync(cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    await InstallAsync(cancellationToken).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                {
+                    return;
+                }
             }
 
             var reconnectDelay = _options.ReconnectDelay;
