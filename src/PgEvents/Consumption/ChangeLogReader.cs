@@ -181,7 +181,7 @@ internal sealed class ChangeLogReader
 
     private static ulong ParseXid(string text) => ulong.Parse(text, NumberStyles.None, CultureInfo.InvariantCulture);
 
-    private static ChangeKind ParseKind(string operation) => operation switch
+    internal static ChangeKind ParseKind(string operation) => operation switch
     {
         "INSERT" => ChangeKind.Insert,
         "UPDATE" => ChangeKind.Update,

@@ -3,6 +3,7 @@ namespace PgEvents;
 /// <summary>Where a consumer stands.</summary>
 /// <param name="ConsumerName">The consumer name.</param>
 /// <param name="IsActive">Whether this instance is running and delivering.</param>
+/// <param name="IsStandby">Whether this instance runs but waits because another instance of the same consumer is active.</param>
 /// <param name="HeadPosition">The highest committed position in the log.</param>
 /// <param name="CursorPosition">The position of the last delivered event.</param>
 /// <param name="CursorEventId">The event id of the last delivered event.</param>
@@ -12,6 +13,7 @@ namespace PgEvents;
 public sealed record ConsumerStatus(
     string ConsumerName,
     bool IsActive,
+    bool IsStandby,
     long HeadPosition,
     long CursorPosition,
     long CursorEventId,

@@ -28,4 +28,34 @@ public interface IEventConsumer
     /// <param name="cancellationToken">Cancels the query.</param>
     /// <returns>A snapshot of the consumer's state.</returns>
     Task<ConsumerStatus> GetStatusAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>Lists the events this consumer dead-lettered (<see cref="FailurePolicy.DeadLetter"/>), oldest first.</summary>
+    /// <param name="cancellationToken">Cancels the query.</param>
+    /// <returns>The dead letters.</returns>
+    Task<IReadOnlyList<DeadLetter>> GetDeadLettersAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Runs the handlers for one dead letter now, outside the commit order, and removes it when they
+    /// succeed (together with a transactional handler's writes). When they fail it stays, with the new error.
+    /// </summary>
+    /// <param name="id">The dead letter's id.</param>
+    /// <param name="cancellationToken">Cancels the replay.</param>
+    /// <returns>A task that completes when the dead letter was handled and removed.</returns>
+    Task ReplayDeadLetterAsync(long id, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Moves this consumer's cursor so that delivery restarts with the transaction at
+    /// <paramref name="position"/> (earlier: replay; later: skip ahead). A running instance, here or
+    /// elsewhere, picks the change up at once.
+    /// </summary>
+    /// <param name="position">The first position to deliver again.</param>
+    /// <param name="cancellationToken">Cancels the reset.</param>
+    /// <returns>A task that completes when the cursor is moved.</returns>
+    Task ResetCursorAsync(long position, CancellationToken cancellationToken = default);
+
+    /// <summary>Moves this consumer's cursor so that delivery restarts with the first transaction committed at or after <paramref name="committedSince"/>.</summary>
+    /// <param name="committedSince">The earliest commit time to deliver again.</param>
+    /// <param name="cancellationToken">Cancels the reset.</param>
+    /// <returns>A task that completes when the cursor is moved.</returns>
+    Task ResetCursorAsync(DateTimeOffset committedSince, CancellationToken cancellationToken = default);
 }

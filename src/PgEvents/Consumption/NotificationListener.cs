@@ -9,11 +9,13 @@ namespace PgEvents;
 internal sealed class NotificationListener : IAsyncDisposable
 {
     private readonly NpgsqlConnection _connection;
+    private readonly TimeSpan _keepAlive;
     private readonly CancellationTokenSource _stop = new();
 
-    private NotificationListener(NpgsqlConnection connection, Task completion)
+    private NotificationListener(NpgsqlConnection connection, TimeSpan keepAlive, Task completion)
     {
         _connection = connection;
+        _keepAlive = keepAlive;
         Completion = completion;
     }
 
@@ -21,7 +23,7 @@ internal sealed class NotificationListener : IAsyncDisposable
     public Task Completion { get; private set; }
 
     public static async Task<NotificationListener> StartAsync(
-        NpgsqlDataSource dataSource, string channel, WakeUpSignal signal, CancellationToken cancellationToken)
+        NpgsqlDataSource dataSource, string channel, TimeSpan keepAlive, WakeUpSignal signal, CancellationToken cancellationToken)
     {
         var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -38,7 +40,7 @@ internal sealed class NotificationListener : IAsyncDisposable
                 await listen.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             }
 
-            var listener = new NotificationListener(connection, Task.CompletedTask);
+            var listener = new NotificationListener(connection, keepAlive, Task.CompletedTask);
             listener.Completion = listener.WaitLoopAsync();
             return listener;
         }
@@ -57,12 +59,37 @@ internal sealed class NotificationListener : IAsyncDisposable
         {
             try
             {
-                await _connection.WaitAsync(_stop.Token).ConfigureAwait(false);
+                if (!await _connection.WaitAsync(_keepAlive, _stop.Token).ConfigureAwait(false))
+                {
+                    await ProbeAsync().ConfigureAwait(false);
+                }
             }
             catch (OperationCanceledException) when (_stop.IsCancellationRequested)
             {
                 return;
             }
+        }
+    }
+
+    /// <summary>
+    /// A silent connection may be half-open (peer gone without a FIN, backend frozen): waiting on it
+    /// would never see a notification again. A query that does not answer in time proves it dead.
+    /// </summary>
+    private async Task ProbeAsync()
+    {
+        await using var probe = new NpgsqlCommand("SELECT 1", _connection)
+        {
+            CommandTimeout = Math.Max(1, (int)Math.Ceiling(_keepAlive.TotalSeconds)),
+        };
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        timeout.CancelAfter(_keepAlive + _keepAlive);
+        try
+        {
+            await probe.ExecuteScalarAsync(timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!_stop.IsCancellationRequested)
+        {
+            throw new NpgsqlException("The LISTEN connection did not answer a keepalive probe; it is treated as dead.");
         }
     }
 

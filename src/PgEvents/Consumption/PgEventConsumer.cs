@@ -16,6 +16,7 @@ internal sealed class PgEventConsumer : IEventConsumer
 {
     private static readonly TimeSpan MaxReconnectDelay = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan FirstHoleRecheck = TimeSpan.FromMilliseconds(2);
+    private static readonly TimeSpan LagSampleInterval = TimeSpan.FromSeconds(5);
 
     private readonly NpgsqlDataSource _dataSource;
     private readonly PgEventsOptions _options;
@@ -29,9 +30,16 @@ internal sealed class PgEventConsumer : IEventConsumer
     private readonly RowDeserializer _deserializer;
     private readonly WakeUpSignal _wakeUp = new();
     private readonly KeyValuePair<string, object?> _consumerTag;
+    private readonly DeadLetterStore _deadLetters;
+    private readonly LogRetention _retention;
+    private readonly MappingValidator _validator;
+    private readonly int _leaseKey;
 
     private int _running;
     private volatile bool _active;
+    private volatile bool _standby;
+    private long _lastRetention;
+    private long _lastLagSample;
     private volatile BlockedEvent? _blocked;
     private LogPosition _cursor;
     private LogPosition _persisted;
@@ -59,7 +67,15 @@ internal sealed class PgEventConsumer : IEventConsumer
         _cursors = new CursorStore(_settings, _options.ConsumerName);
         _deserializer = new RowDeserializer(_options.JsonSerializerOptions);
         _consumerTag = new("pgevents.consumer", _options.ConsumerName);
+        _deadLetters = new DeadLetterStore(_settings, _options.ConsumerName);
+        _retention = new LogRetention(_settings);
+        _validator = new MappingValidator(_dataSource, _options, _handlers);
+        _leaseKey = SchemaSettings.DeriveKey("lease", _settings.SchemaName + "\0" + _options.ConsumerName);
+        ConsumerLag.Register(this);
     }
+
+    /// <summary>The last lag measurement, for the lag gauges.</summary>
+    internal (long Events, double Seconds)? LastLag { get; private set; }
 
     public string Name => _options.ConsumerName;
 
@@ -81,6 +97,15 @@ internal sealed class PgEventConsumer : IEventConsumer
 
         try
         {
+            try
+            {
+                await _validator.ValidateAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+
             if (_options.InstallOnStart)
             {
                 try
@@ -108,6 +133,7 @@ internal sealed class PgEventConsumer : IEventConsumer
                 catch (Exception e) when (IsConnectionFailure(e))
                 {
                     _active = false;
+                    _standby = false;
                     PgEventsLog.ConnectionLost(_logger, e, Name, reconnectDelay);
                     PgEventsDiagnostics.Reconnects.Add(1, _consumerTag);
                     try
@@ -130,6 +156,7 @@ internal sealed class PgEventConsumer : IEventConsumer
         finally
         {
             _active = false;
+            _standby = false;
             PgEventsLog.ConsumerStopped(_logger, Name, _cursor);
             Volatile.Write(ref _running, 0);
         }
@@ -152,7 +179,7 @@ internal sealed class PgEventConsumer : IEventConsumer
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
         var lagTime = reader.IsDBNull(2) ? TimeSpan.Zero : TimeSpan.FromSeconds(Math.Max(0, reader.GetDouble(2)));
-        return new ConsumerStatus(Name, _active, reader.GetInt64(0), cursor.Position, cursor.EventId, reader.GetInt64(1), lagTime, _blocked);
+        return new ConsumerStatus(Name, _active, _standby, reader.GetInt64(0), cursor.Position, cursor.EventId, reader.GetInt64(1), lagTime, _blocked);
     }
 
     private async Task<LogPosition> ReadStoredCursorAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
@@ -171,11 +198,13 @@ internal sealed class PgEventConsumer : IEventConsumer
         await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
 
         // Listen before the first read: whatever commits after this point also wakes us up.
+        await AcquireLeaseAsync(connection, cancellationToken).ConfigureAwait(false);
         await using var listener = await NotificationListener.StartAsync(
-            _dataSource, _options.NotificationChannel, _wakeUp, cancellationToken).ConfigureAwait(false);
+            _dataSource, _options.NotificationChannel, _options.KeepAliveInterval, _wakeUp, cancellationToken).ConfigureAwait(false);
         var reader = new ChangeLogReader(_settings, _logger);
         _cursor = _persisted = await _cursors.LoadAsync(connection, cancellationToken).ConfigureAwait(false);
         _active = true;
+        _standby = false;
         if (reconnecting)
         {
             PgEventsLog.Reconnected(_logger, Name, _cursor);
@@ -196,14 +225,34 @@ internal sealed class PgEventConsumer : IEventConsumer
                 if (batch.Events.Count > 0)
                 {
                     PgEventsDiagnostics.BatchSize.Record(batch.Events.Count, _consumerTag);
-                    foreach (var captured in batch.Events)
+                    try
                     {
-                        await DeliverAsync(connection, captured, cancellationToken).ConfigureAwait(false);
-                        _cursor = captured.LogPosition;
+                        foreach (var captured in batch.Events)
+                        {
+                            await DeliverAsync(connection, captured, cancellationToken).ConfigureAwait(false);
+                            _cursor = captured.LogPosition;
+                        }
+
+                        await PersistCursorAsync(connection, cancellationToken).ConfigureAwait(false);
+                    }
+                    catch (CursorResetException)
+                    {
+                        // A replay moved the cursor: continue from where it now points.
+                        _cursor = _persisted = await _cursors.LoadAsync(connection, cancellationToken).ConfigureAwait(false);
+                        reader = new ChangeLogReader(_settings, _logger);
+                        PgEventsLog.CursorReset(_logger, Name, _cursor);
                     }
 
-                    await PersistCursorAsync(connection, cancellationToken).ConfigureAwait(false);
                     holeRecheck = FirstHoleRecheck;
+                    continue;
+                }
+
+                await RunMaintenanceAsync(connection, cancellationToken).ConfigureAwait(false);
+                if (await _cursors.WasResetAsync(connection, cancellationToken).ConfigureAwait(false))
+                {
+                    _cursor = _persisted = await _cursors.LoadAsync(connection, cancellationToken).ConfigureAwait(false);
+                    reader = new ChangeLogReader(_settings, _logger);
+                    PgEventsLog.CursorReset(_logger, Name, _cursor);
                     continue;
                 }
 
@@ -235,12 +284,164 @@ internal sealed class PgEventConsumer : IEventConsumer
                 {
                     await PersistCursorAsync(connection, timeout.Token).ConfigureAwait(false);
                 }
-                catch (Exception e) when (e is NpgsqlException or OperationCanceledException or InvalidOperationException)
+                catch (Exception e) when (e is NpgsqlException or OperationCanceledException or InvalidOperationException or CursorResetException)
                 {
                     // At-least-once still holds: the next run repeats what was not persisted.
                 }
             }
         }
+    }
+
+    public async Task<IReadOnlyList<DeadLetter>> GetDeadLettersAsync(CancellationToken cancellationToken = default)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        var letters = await _deadLetters.ListAsync(connection, id: null, cancellationToken).ConfigureAwait(false);
+        return letters.Select(l => l.Letter).ToArray();
+    }
+
+    public async Task ReplayDeadLetterAsync(long id, CancellationToken cancellationToken = default)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        var found = await _deadLetters.ListAsync(connection, id, cancellationToken).ConfigureAwait(false);
+        if (found.Count == 0)
+        {
+            throw new PgEventsException($"Consumer '{Name}' has no dead letter with id {id}.");
+        }
+
+        var captured = found[0].Event;
+        var handlers = _handlers.For(captured.TableName);
+        if (handlers.Count == 0)
+        {
+            throw new PgEventsException($"Dead letter {id} belongs to table {captured.TableName}, which has no handler in consumer '{Name}'.");
+        }
+
+        try
+        {
+            var scope = _scopes.CreateAsyncScope();
+            await using (scope.ConfigureAwait(false))
+            {
+                var transaction = new EventTransactionScope(connection);
+                await using (transaction.ConfigureAwait(false))
+                {
+                    foreach (var handler in handlers)
+                    {
+                        await handler.Invoke(scope.ServiceProvider, captured, _deserializer, transaction, cancellationToken).ConfigureAwait(false);
+                    }
+
+                    // A transactional handler's writes and the removal of the dead letter commit together.
+                    await _deadLetters.DeleteAsync(connection, id, cancellationToken).ConfigureAwait(false);
+                    if (transaction.Transaction is not null)
+                    {
+                        await transaction.Transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+                    }
+                }
+            }
+        }
+        catch (Exception e) when (e is not OperationCanceledException && connection.State == ConnectionState.Open)
+        {
+            await _deadLetters.RecordFailedReplayAsync(connection, id, $"{e.GetType().Name}: {e.Message}", CancellationToken.None).ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    public async Task ResetCursorAsync(long position, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(position, 1);
+        await ResetToAsync(new LogPosition(position - 1, long.MaxValue), cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task ResetCursorAsync(DateTimeOffset committedSince, CancellationToken cancellationToken = default)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand(
+            $"""
+            SELECT coalesce((SELECT min(position) FROM {_settings.Qualify("transactions")} WHERE committed_at >= @since) - 1,
+                            (SELECT max(position) FROM {_settings.Qualify("transactions")}), 0)
+            """, connection);
+        command.Parameters.AddWithValue("since", committedSince);
+        var position = (long)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+        await ResetToAsync(new LogPosition(position, long.MaxValue), cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task ResetToAsync(LogPosition position, CancellationToken cancellationToken)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await _cursors.ResetAsync(connection, position, cancellationToken).ConfigureAwait(false);
+
+        // Wake a running instance (here or in another process) so it picks up the reset at once.
+        await using var notify = new NpgsqlCommand("SELECT pg_notify(@channel, '')", connection);
+        notify.Parameters.AddWithValue("channel", _options.NotificationChannel);
+        await notify.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        PgEventsLog.CursorResetRequested(_logger, Name, position);
+    }
+
+    /// <summary>
+    /// Waits, as a standby, until this connection holds the consumer's session advisory lock. The
+    /// lock lives exactly as long as the connection, so an instance that dies or loses its connection
+    /// releases it, and an instance that lost it can no longer read or save with that connection.
+    /// </summary>
+    private async Task AcquireLeaseAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("SELECT pg_try_advisory_lock(@class, @key)", connection);
+        command.Parameters.AddWithValue("class", SchemaSettings.AdvisoryLockClass);
+        command.Parameters.AddWithValue("key", _leaseKey);
+        var announced = false;
+        while (!(bool)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!)
+        {
+            _standby = true;
+            if (!announced)
+            {
+                PgEventsLog.Standby(_logger, Name);
+                announced = true;
+            }
+
+            await Task.Delay(_options.StandbyRetryInterval, _time, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (announced)
+        {
+            PgEventsLog.TookOver(_logger, Name);
+        }
+    }
+
+    private async Task RunMaintenanceAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        var now = _time.GetTimestamp();
+        if (_options.RetentionAge is { } age && (_lastRetention == 0 || _time.GetElapsedTime(_lastRetention, now) >= _options.RetentionInterval))
+        {
+            _lastRetention = now;
+            var deleted = await _retention.PurgeAsync(connection, age, _options.RetentionBatchSize, maxBatches: 20, cancellationToken).ConfigureAwait(false);
+            if (deleted > 0)
+            {
+                PgEventsLog.Purged(_logger, Name, deleted, age);
+            }
+        }
+
+        if (_lastLagSample == 0 || _time.GetElapsedTime(_lastLagSample, now) >= LagSampleInterval)
+        {
+            _lastLagSample = now;
+            var status = await GetStatusAsync(cancellationToken).ConfigureAwait(false);
+            LastLag = (status.LagEvents, status.LagTime.TotalSeconds);
+        }
+    }
+
+    private async Task DeadLetterAsync(NpgsqlConnection connection, CapturedEvent captured, int attempts, Exception error, CancellationToken cancellationToken)
+    {
+        await using (var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false))
+        {
+            await _deadLetters.AddAsync(connection, transaction, captured, attempts, $"{error.GetType().Name}: {error.Message}", cancellationToken).ConfigureAwait(false);
+            if (!await _cursors.SaveAsync(connection, captured.LogPosition, transaction, cancellationToken).ConfigureAwait(false))
+            {
+                throw new CursorResetException();
+            }
+
+            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        _cursor = _persisted = captured.LogPosition;
+        _blocked = null;
+        PgEventsLog.DeadLettered(_logger, error, Name, captured.TableName, captured.Position, captured.EventId, attempts);
+        PgEventsDiagnostics.DeadLetters.Add(1, _consumerTag, new("pgevents.table", captured.Table));
     }
 
     private async Task<bool> WaitForWakeUpAsync(NotificationListener listener, TimeSpan timeout, CancellationToken cancellationToken)
@@ -272,7 +473,11 @@ internal sealed class PgEventConsumer : IEventConsumer
             return;
         }
 
-        await _cursors.SaveAsync(connection, _cursor, transaction: null, cancellationToken).ConfigureAwait(false);
+        if (!await _cursors.SaveAsync(connection, _cursor, transaction: null, cancellationToken).ConfigureAwait(false))
+        {
+            throw new CursorResetException();
+        }
+
         _persisted = _cursor;
     }
 
@@ -302,7 +507,7 @@ internal sealed class PgEventConsumer : IEventConsumer
                 PgEventsDiagnostics.EventsDelivered.Add(1, _consumerTag, new("pgevents.table", captured.Table));
                 return;
             }
-            catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested && e is not CursorResetException)
             {
                 if (IsBroken(connection))
                 {
@@ -319,6 +524,12 @@ internal sealed class PgEventConsumer : IEventConsumer
                 }
 
                 attempts++;
+                if (_options.FailurePolicy == FailurePolicy.DeadLetter && attempts >= _options.MaxAttempts)
+                {
+                    await DeadLetterAsync(connection, captured, attempts, e, cancellationToken).ConfigureAwait(false);
+                    return;
+                }
+
                 _blocked = new BlockedEvent(captured.Position, captured.EventId, captured.TableName, attempts, $"{e.GetType().Name}: {e.Message}", firstFailure);
                 PgEventsLog.DeliveryFailed(_logger, e, Name, captured.Kind, captured.TableName, captured.Position, captured.EventId, attempts, delay);
                 PgEventsDiagnostics.Retries.Add(1, _consumerTag, new("pgevents.table", captured.Table));
@@ -366,7 +577,11 @@ internal sealed class PgEventConsumer : IEventConsumer
                     if (transaction.Transaction is not null)
                     {
                         // Handler writes and the cursor commit together: effectively once.
-                        await _cursors.SaveAsync(connection, captured.LogPosition, transaction.Transaction, cancellationToken).ConfigureAwait(false);
+                        if (!await _cursors.SaveAsync(connection, captured.LogPosition, transaction.Transaction, cancellationToken).ConfigureAwait(false))
+                        {
+                            throw new CursorResetException();
+                        }
+
                         await transaction.Transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
                         _cursor = _persisted = captured.LogPosition;
                     }

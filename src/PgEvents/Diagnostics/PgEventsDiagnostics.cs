@@ -32,4 +32,13 @@ internal static class PgEventsDiagnostics
 
     public static readonly Counter<long> WakeUps = Meter.CreateCounter<long>(
         "pgevents.wakeups", "{wakeup}", "Reads of the log, tagged by what triggered them (notify or poll).");
+
+    public static readonly Counter<long> DeadLetters = Meter.CreateCounter<long>(
+        "pgevents.dead_letters", "{event}", "Events moved to the dead-letter table.");
+
+    public static readonly ObservableGauge<long> LagEvents = Meter.CreateObservableGauge(
+        "pgevents.lag.events", () => ConsumerLag.Observe(l => l.Events), "{event}", "Committed events not yet delivered, per active consumer.");
+
+    public static readonly ObservableGauge<double> LagSeconds = Meter.CreateObservableGauge(
+        "pgevents.lag.seconds", () => ConsumerLag.Observe(l => l.Seconds), "s", "Age of the oldest undelivered commit, per active consumer.");
 }

@@ -40,4 +40,22 @@ internal static partial class PgEventsLog
 
     [LoggerMessage(16, LogLevel.Information, "PgEvents consumer {Consumer} reconnected and resumes at position {Cursor}")]
     public static partial void Reconnected(ILogger logger, string consumer, LogPosition cursor);
+
+    [LoggerMessage(17, LogLevel.Information, "PgEvents consumer {Consumer} is on standby: another instance holds its lease")]
+    public static partial void Standby(ILogger logger, string consumer);
+
+    [LoggerMessage(18, LogLevel.Warning, "PgEvents consumer {Consumer} took over: the previous active instance is gone")]
+    public static partial void TookOver(ILogger logger, string consumer);
+
+    [LoggerMessage(19, LogLevel.Information, "PgEvents retention deleted {Count} events older than {Age} that every consumer had passed (run by {Consumer})")]
+    public static partial void Purged(ILogger logger, string consumer, long count, TimeSpan age);
+
+    [LoggerMessage(20, LogLevel.Error, "PgEvents consumer {Consumer} dead-lettered the event of {Table} at position {Position}/{EventId} after {Attempts} attempts and continues")]
+    public static partial void DeadLettered(ILogger logger, Exception exception, string consumer, TableName table, long position, long eventId, int attempts);
+
+    [LoggerMessage(21, LogLevel.Warning, "PgEvents consumer {Consumer} cursor was reset to {Cursor}; delivery continues from there")]
+    public static partial void CursorReset(ILogger logger, string consumer, LogPosition cursor);
+
+    [LoggerMessage(22, LogLevel.Warning, "PgEvents consumer {Consumer} cursor reset to {Cursor} requested")]
+    public static partial void CursorResetRequested(ILogger logger, string consumer, LogPosition cursor);
 }

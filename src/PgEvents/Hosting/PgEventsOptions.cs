@@ -58,4 +58,43 @@ public sealed class PgEventsOptions
     /// case-insensitive and enums bind by name.
     /// </summary>
     public JsonSerializerOptions JsonSerializerOptions { get; set; } = RowDeserializer.CreateDefaultOptions();
+
+    /// <summary>What to do with an event whose handlers keep failing. Default <see cref="PgEvents.FailurePolicy.Block"/>.</summary>
+    public FailurePolicy FailurePolicy { get; set; } = FailurePolicy.Block;
+
+    /// <summary>Attempts before an event is dead-lettered under <see cref="PgEvents.FailurePolicy.DeadLetter"/>. Default 5.</summary>
+    public int MaxAttempts { get; set; } = 5;
+
+    /// <summary>
+    /// How often a standby instance (another process runs the same consumer name) tries to take
+    /// over. Default 1 second.
+    /// </summary>
+    public TimeSpan StandbyRetryInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// How long the LISTEN connection may stay silent before it is probed; a probe that gets no
+    /// answer within this time makes the consumer reconnect (half-open connections). Default 15 seconds.
+    /// </summary>
+    public TimeSpan KeepAliveInterval { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>
+    /// Events that every registered consumer has passed and that committed longer ago than this are
+    /// deleted by a background pass. Null keeps everything. Default 7 days.
+    /// </summary>
+    public TimeSpan? RetentionAge { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>How often the retention pass runs. Default 5 minutes.</summary>
+    public TimeSpan RetentionInterval { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Transactions deleted per retention statement, keeping each delete short. Default 1000.</summary>
+    public int RetentionBatchSize { get; set; } = 1000;
+
+    /// <summary>
+    /// Allow mapping tables without a primary key. Off by default: such rows cannot be matched to a
+    /// replica or read model, so mapping one is usually a mistake.
+    /// </summary>
+    public bool AllowTablesWithoutPrimaryKey { get; set; }
+
+    /// <summary>Lag in time above which the health check reports Degraded. Default 5 minutes.</summary>
+    public TimeSpan HealthCheckMaxLag { get; set; } = TimeSpan.FromMinutes(5);
 }

@@ -56,6 +56,30 @@ internal sealed class PgEventsOptionsValidator : IValidateOptions<PgEventsOption
             failures.Add($"PgEventsOptions.UnmappedTablePolicy has an unknown value {(int)options.UnmappedTablePolicy}.");
         }
 
+        CheckPositive(failures, nameof(options.StandbyRetryInterval), options.StandbyRetryInterval);
+        CheckPositive(failures, nameof(options.KeepAliveInterval), options.KeepAliveInterval);
+        CheckPositive(failures, nameof(options.RetentionInterval), options.RetentionInterval);
+        CheckPositive(failures, nameof(options.HealthCheckMaxLag), options.HealthCheckMaxLag);
+        if (options.RetentionAge is { } age && age < TimeSpan.Zero)
+        {
+            failures.Add($"PgEventsOptions.RetentionAge cannot be negative; it is {age}. Use null to keep every event.");
+        }
+
+        if (options.RetentionBatchSize < 1)
+        {
+            failures.Add($"PgEventsOptions.RetentionBatchSize must be at least 1; it is {options.RetentionBatchSize}.");
+        }
+
+        if (!Enum.IsDefined(options.FailurePolicy))
+        {
+            failures.Add($"PgEventsOptions.FailurePolicy has an unknown value {(int)options.FailurePolicy}.");
+        }
+
+        if (options.MaxAttempts < 1)
+        {
+            failures.Add($"PgEventsOptions.MaxAttempts must be at least 1; it is {options.MaxAttempts}.");
+        }
+
         if (options.JsonSerializerOptions is null)
         {
             failures.Add("PgEventsOptions.JsonSerializerOptions cannot be null.");

@@ -13,6 +13,7 @@ public sealed class PgEventsSchema
 {
     private readonly SchemaInstaller _installer;
     private readonly TableTracker _tracker;
+    private readonly NpgsqlDataSource _dataSource;
 
     /// <summary>Creates the schema manager.</summary>
     /// <param name="dataSource">The database holding the tables to capture.</param>
@@ -22,6 +23,7 @@ public sealed class PgEventsSchema
     {
         ArgumentNullException.ThrowIfNull(dataSource);
         logger ??= NullLogger.Instance;
+        _dataSource = dataSource;
         Settings = SchemaSettings.From(options ?? new PgEventsSchemaOptions());
         _installer = new SchemaInstaller(dataSource, Settings, logger);
         _tracker = new TableTracker(dataSource, Settings, logger);
@@ -68,4 +70,53 @@ public sealed class PgEventsSchema
     /// <returns>The tracked tables, ordered by schema and name.</returns>
     public Task<IReadOnlyList<TableName>> GetTrackedTablesAsync(CancellationToken cancellationToken = default) =>
         _tracker.GetTrackedAsync(cancellationToken);
+
+    /// <summary>
+    /// Removes a consumer's cursor and dead letters, so it no longer holds retention back. If that
+    /// consumer runs again it starts over from the oldest event still kept.
+    /// </summary>
+    /// <param name="consumerName">The consumer to remove.</param>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    /// <returns>True when the consumer existed.</returns>
+    public async Task<bool> UnregisterConsumerAsync(string consumerName, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(consumerName);
+        await using var command = _dataSource.CreateCommand(
+            $"DELETE FROM {Settings.Qualify("dead_letters")} WHERE consumer = @name; " +
+            $"DELETE FROM {Settings.Qualify("consumers")} WHERE name = @name");
+        command.Parameters.AddWithValue("name", consumerName);
+        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) > 0;
+    }
+
+    /// <summary>Lists the registered consumers and their cursors.</summary>
+    /// <param name="cancellationToken">Cancels the query.</param>
+    /// <returns>Consumer names with the position of their cursor, by name.</returns>
+    public async Task<IReadOnlyList<(string Name, long Position)>> GetConsumersAsync(CancellationToken cancellationToken = default)
+    {
+        await using var command = _dataSource.CreateCommand($"SELECT name, position FROM {Settings.Qualify("consumers")} ORDER BY name");
+        var consumers = new List<(string, long)>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            consumers.Add((reader.GetString(0), reader.GetInt64(1)));
+        }
+
+        return consumers;
+    }
+
+    /// <summary>
+    /// Deletes, in bounded batches, the events every registered consumer has passed that committed
+    /// longer ago than <paramref name="olderThan"/>. Consumers run this on their own every
+    /// <see cref="PgEventsOptions.RetentionInterval"/>; call it for maintenance or tests.
+    /// </summary>
+    /// <param name="olderThan">Minimum age of a commit to delete.</param>
+    /// <param name="batchSize">Transactions per delete statement.</param>
+    /// <param name="cancellationToken">Cancels between batches.</param>
+    /// <returns>The number of events deleted.</returns>
+    public async Task<long> PurgeAsync(TimeSpan olderThan, int batchSize = 1000, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        return await new LogRetention(Settings).PurgeAsync(connection, olderThan, batchSize, int.MaxValue, cancellationToken).ConfigureAwait(false);
+    }
 }

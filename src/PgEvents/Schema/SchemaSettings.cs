@@ -22,7 +22,7 @@ internal sealed class SchemaSettings
         TriggerPrefix = schemaName == PgEventsSchemaOptions.DefaultSchemaName ? "pgevents" : "pgevents_" + hash;
 
         // Two-key advisory lock: a constant class id and a per-schema id.
-        InstallLockKey = BitConverter.ToInt32(SHA256.HashData(Encoding.UTF8.GetBytes("install:" + schemaName)), 0);
+        InstallLockKey = DeriveKey("install", schemaName);
     }
 
     public static SchemaSettings From(PgEventsSchemaOptions options)
@@ -47,6 +47,10 @@ internal sealed class SchemaSettings
 
     /// <summary>Advisory lock class id shared by every PgEvents lock ("PgEv").</summary>
     public const int AdvisoryLockClass = 0x50674576;
+
+    /// <summary>A stable advisory lock key for one purpose within one installation.</summary>
+    public static int DeriveKey(string purpose, string name) =>
+        BitConverter.ToInt32(SHA256.HashData(Encoding.UTF8.GetBytes(purpose + ":" + name)), 0);
 
     /// <summary>Qualifies a PgEvents object name with the quoted schema.</summary>
     public string Qualify(string objectName) => Schema + "." + SqlIdentifier.Quote(objectName);

@@ -152,11 +152,14 @@ public sealed class ConsumerFailureTests(DatabaseFixture db) : IClassFixture<Dat
     [Fact]
     public async Task A_row_that_does_not_deserialize_blocks_with_the_column_and_type_in_the_error()
     {
-        await db.ExecuteAsync("CREATE TABLE badly_typed (id bigint PRIMARY KEY, price text NOT NULL)");
+        await db.ExecuteAsync("CREATE TABLE badly_typed (id bigint PRIMARY KEY, price numeric NOT NULL)");
         await using var host = await ConsumerHost.Create(db.ConnectionString, b => b.AddHandler<PricedItem, RecordingHandler<PricedItem>>("badly_typed"),
             o => o.ConsumerName = "bad_json").StartAsync();
 
-        await db.ExecuteAsync("INSERT INTO badly_typed VALUES (1, '12.5'), (2, 'twelve'), (3, '3')");
+        // The mapping was valid at start; the table changed under the running consumer.
+        await db.ExecuteAsync("INSERT INTO badly_typed VALUES (1, 12.5)");
+        await db.ExecuteAsync("ALTER TABLE badly_typed ALTER COLUMN price TYPE text");
+        await db.ExecuteAsync("INSERT INTO badly_typed VALUES (2, 'twelve'), (3, '3')");
         var status = await WaitForBlockedAsync(host);
 
         status.Blocked!.LastError.Should().Contain("price").And.Contain(typeof(PricedItem).FullName!).And.Contain("\"public\".\"badly_typed\"");

@@ -1,0 +1,79 @@
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
+
+namespace PgEvents;
+
+/// <summary>
+/// Reports the consumer's state: Healthy when active (or a standby ready to take over) and keeping
+/// up; Degraded when blocked on a failing event or lagging more than
+/// <see cref="PgEventsOptions.HealthCheckMaxLag"/>; Unhealthy when not running or the database
+/// cannot be reached. Register it with <c>services.AddHealthChecks().AddCheck&lt;PgEventsHealthCheck&gt;("pgevents")</c>.
+/// </summary>
+public sealed class PgEventsHealthCheck : IHealthCheck
+{
+    private readonly IEventConsumer _consumer;
+    private readonly TimeSpan _maxLag;
+
+    /// <summary>Creates the health check for the registered consumer.</summary>
+    /// <param name="consumer">The consumer to report on.</param>
+    /// <param name="options">Supplies <see cref="PgEventsOptions.HealthCheckMaxLag"/>.</param>
+    public PgEventsHealthCheck(IEventConsumer consumer, IOptions<PgEventsOptions> options)
+    {
+        ArgumentNullException.ThrowIfNull(consumer);
+        ArgumentNullException.ThrowIfNull(options);
+        _consumer = consumer;
+        _maxLag = options.Value.HealthCheckMaxLag;
+    }
+
+    /// <inheritdoc />
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        ConsumerStatus status;
+        try
+        {
+            status = await _consumer.GetStatusAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is Npgsql.NpgsqlException or TimeoutException)
+        {
+            return HealthCheckResult.Unhealthy($"PgEvents consumer '{_consumer.Name}' cannot reach its database.", e);
+        }
+
+        var data = new Dictionary<string, object>
+        {
+            ["consumer"] = status.ConsumerName,
+            ["role"] = status.IsActive ? "active" : status.IsStandby ? "standby" : "stopped",
+            ["head_position"] = status.HeadPosition,
+            ["cursor_position"] = status.CursorPosition,
+            ["lag_events"] = status.LagEvents,
+            ["lag_seconds"] = status.LagTime.TotalSeconds,
+        };
+        if (status.Blocked is { } blocked)
+        {
+            data["blocked_position"] = blocked.Position;
+            data["blocked_table"] = blocked.Table.ToString();
+            data["blocked_attempts"] = blocked.Attempts;
+            data["blocked_error"] = blocked.LastError;
+        }
+
+        if (!status.IsActive && !status.IsStandby)
+        {
+            return HealthCheckResult.Unhealthy($"PgEvents consumer '{status.ConsumerName}' is not running.", data: data);
+        }
+
+        if (status.IsStandby)
+        {
+            return HealthCheckResult.Healthy($"PgEvents consumer '{status.ConsumerName}' is on standby.", data);
+        }
+
+        if (status.Blocked is { } stuck)
+        {
+            return HealthCheckResult.Degraded(
+                $"PgEvents consumer '{status.ConsumerName}' is blocked on {stuck.Table} at position {stuck.Position} after {stuck.Attempts} attempts: {stuck.LastError}",
+                data: data);
+        }
+
+        return status.LagTime > _maxLag
+            ? HealthCheckResult.Degraded($"PgEvents consumer '{status.ConsumerName}' lags {status.LagTime} ({status.LagEvents} events).", data: data)
+            : HealthCheckResult.Healthy($"PgEvents consumer '{status.ConsumerName}' is active.", data);
+    }
+}
