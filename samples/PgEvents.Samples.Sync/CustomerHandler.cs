@@ -45,9 +45,9 @@ public sealed class CustomerHandler(ReplicaDatabase replica, SyncStatistics stat
 
     private NpgsqlCommand Delete(long id)
     {
-        // Commit order guarantees the customer's orders were deleted first (the cascade ran inside
-        // the same source transaction, before the customer's own delete was captured), so the
-        // replica's plain foreign key never objects.
+        // The source's cascade deletes of this customer's orders are delivered right after this
+        // event (PostgreSQL runs a cascade after the statement that caused it); the replica's own
+        // ON DELETE CASCADE removes them now, so its foreign key holds at every step.
         var command = replica.DataSource.CreateCommand("DELETE FROM customers WHERE id = @id");
         command.Parameters.AddWithValue("id", id);
         return command;

@@ -46,6 +46,7 @@ public sealed class OrderHandler(ReplicaDatabase replica, SyncStatistics statist
 
     private NpgsqlCommand Delete(long id)
     {
+        // Finds nothing when the order went with its customer: the replica cascaded that delete already.
         var command = replica.DataSource.CreateCommand("DELETE FROM orders WHERE id = @id");
         command.Parameters.AddWithValue("id", id);
         return command;

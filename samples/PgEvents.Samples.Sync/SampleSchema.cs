@@ -2,25 +2,27 @@ using Npgsql;
 
 namespace PgEvents.Samples.Sync;
 
-/// <summary>The two tables the sample keeps in sync, created identically in both databases except for one clause.</summary>
+/// <summary>The two tables the sample keeps in sync, created identically in both databases.</summary>
 public static class SampleSchema
 {
     /// <summary>Drops and recreates <c>customers</c> and <c>orders</c>.</summary>
     /// <param name="database">The database to (re)create them in.</param>
-    /// <param name="cascadeDeletes">
-    /// True in the source: deleting a customer deletes its orders. False in the replica: there the
-    /// foreign key only checks, so a customer delete applied before its orders' deletes would fail.
-    /// It never does, because events arrive in commit order, cascaded deletes first.
-    /// </param>
     /// <param name="cancellationToken">Cancels the statements.</param>
     /// <returns>A task that completes when the tables exist and are empty.</returns>
-    public static async Task CreateAsync(NpgsqlDataSource database, bool cascadeDeletes, CancellationToken cancellationToken)
+    /// <remarks>
+    /// The replica keeps its foreign key, so applying an order before the customer it references
+    /// would fail: commit order is what makes it never happen. The replica needs ON DELETE CASCADE
+    /// as much as the source, though: PostgreSQL runs a cascade after the statement that caused it,
+    /// so a customer's delete is captured (and delivered) before the deletes of its orders. The
+    /// replica's own cascade removes the orders; their delete events then find nothing to delete.
+    /// </remarks>
+    public static async Task CreateAsync(NpgsqlDataSource database, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(database);
 
         // A previous run against the same databases left its rows; start both sides empty.
         await using var command = database.CreateCommand(
-            $"""
+            """
             DROP TABLE IF EXISTS orders, customers;
             CREATE TABLE customers (
                 id          bigint      PRIMARY KEY,
@@ -30,7 +32,7 @@ public static class SampleSchema
             );
             CREATE TABLE orders (
                 id          bigint        PRIMARY KEY,
-                customer_id bigint        NOT NULL REFERENCES customers (id){(cascadeDeletes ? " ON DELETE CASCADE" : string.Empty)},
+                customer_id bigint        NOT NULL REFERENCES customers (id) ON DELETE CASCADE,
                 amount      numeric(12,2) NOT NULL,
                 status      text          NOT NULL,
                 updated_at  timestamptz   NOT NULL

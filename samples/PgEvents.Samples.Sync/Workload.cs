@@ -29,7 +29,7 @@ public sealed class Workload(NpgsqlDataSource source, int writers, TimeSpan dura
     /// <summary>Transactions that wrote rows and were then rolled back on purpose.</summary>
     public long RolledBack => Interlocked.Read(ref _rolledBack);
 
-    /// <summary>Transactions abandoned because another writer got there first (row gone, customer deleted).</summary>
+    /// <summary>Transactions abandoned because there was nothing to pick yet or another writer got there first (row gone, customer deleted).</summary>
     public long Skipped => Interlocked.Read(ref _skipped);
 
     /// <summary>Customer ids written only by rolled-back transactions: they must never reach the replica.</summary>
@@ -72,7 +72,7 @@ public sealed class Workload(NpgsqlDataSource source, int writers, TimeSpan dura
         }
     }
 
-    /// <summary>Commits when <paramref name="work"/> changed something, rolls back when it lost a race.</summary>
+    /// <summary>Commits when <paramref name="work"/> changed something, rolls back when it found nothing to change.</summary>
     private async Task InTransactionAsync(
         NpgsqlConnection connection, Func<NpgsqlConnection, CancellationToken, Task<bool>> work, CancellationToken cancellationToken)
     {

@@ -1,0 +1,283 @@
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using PgEvents;
+using PgEvents.Samples.Sync;
+using PgEvents.Testing;
+
+// Keeps a replica database in sync with a source database while concurrent writers change the
+// source, then proves the replica ended up identical.
+
+const string Usage =
+    """
+    Usage: dotnet run --project samples/PgEvents.Samples.Sync -c Release [-- options]
+
+      --source <cs>    source database connection string (or env PGEVENTS_SAMPLE_SOURCE)
+      --replica <cs>   replica database connection string (or env PGEVENTS_SAMPLE_REPLICA)
+      --seconds <n>    how long the workload runs, default 10
+      --writers <n>    concurrent writers, default 4
+
+    Without connection strings a throwaway PostgreSQL is started (PgEvents.Testing). With them, the
+    tables customers and orders are DROPPED and recreated in both databases.
+    """;
+
+var sourceConnection = NullIfBlank(Environment.GetEnvironmentVariable("PGEVENTS_SAMPLE_SOURCE"));
+var replicaConnection = NullIfBlank(Environment.GetEnvironmentVariable("PGEVENTS_SAMPLE_REPLICA"));
+var seconds = 10;
+var writers = 4;
+for (var i = 0; i < args.Length; i++)
+{
+    var option = args[i];
+    if (option is "-h" or "--help")
+    {
+        Console.WriteLine(Usage);
+        return 0;
+    }
+
+    if (option is not ("--source" or "--replica" or "--seconds" or "--writers"))
+    {
+        return UsageError($"Unknown option '{option}'.");
+    }
+
+    if (i + 1 == args.Length)
+    {
+        return UsageError($"{option} needs a value.");
+    }
+
+    var value = args[++i];
+    switch (option)
+    {
+        case "--source":
+            sourceConnection = value;
+            break;
+        case "--replica":
+            replicaConnection = value;
+            break;
+        case "--seconds" when int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var parsed) && parsed >= 1:
+            seconds = parsed;
+            break;
+        case "--writers" when int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var parsed) && parsed is >= 1 and <= 64:
+            writers = parsed;
+            break;
+        default:
+            return UsageError($"{option} must be a whole number ({(option == "--seconds" ? "at least 1" : "1 to 64")}), not '{value}'.");
+    }
+}
+
+if ((sourceConnection is null) != (replicaConnection is null))
+{
+    return UsageError("Give both a source and a replica connection string, or neither.");
+}
+
+PostgresServer? server = null;
+try
+{
+    if (sourceConnection is null || replicaConnection is null)
+    {
+        Console.WriteLine("Mode: no connection strings given; using a throwaway PostgreSQL server (PgEvents.Testing) with two fresh databases.");
+        server = await PostgresServer.StartAsync();
+        sourceConnection = await server.CreateDatabaseAsync("sync_source");
+        replicaConnection = await server.CreateDatabaseAsync("sync_replica");
+        Console.WriteLine($"      {server.Kind} server; source {Describe(sourceConnection)}, replica {Describe(replicaConnection)}");
+    }
+    else
+    {
+        if (Describe(sourceConnection) == Describe(replicaConnection))
+        {
+            return UsageError("The source and the replica must be different databases.");
+        }
+
+        Console.WriteLine($"Mode: your databases; source {Describe(sourceConnection)}, replica {Describe(replicaConnection)}.");
+        Console.WriteLine("      Tables customers and orders are dropped and recreated in both.");
+    }
+
+    return await RunAsync(sourceConnection, replicaConnection, TimeSpan.FromSeconds(seconds), writers);
+}
+catch (Exception e) when (e is NpgsqlException or PgEventsException or InvalidOperationException or TimeoutException or ArgumentException)
+{
+    Console.Error.WriteLine($"FAILED: {e}");
+    return 1;
+}
+finally
+{
+    if (server is not null)
+    {
+        await server.DisposeAsync();
+    }
+}
+
+static async Task<int> RunAsync(string sourceConnection, string replicaConnection, TimeSpan duration, int writers)
+{
+    var builder = Host.CreateApplicationBuilder();
+
+    // Single-line warnings only, so that a retried delivery stands out between the progress lines.
+    builder.Logging.ClearProviders().AddSimpleConsole(o => o.SingleLine = true);
+    builder.Logging.AddFilter("Microsoft", LogLevel.Warning).AddFilter("PgEvents", LogLevel.Warning);
+
+    builder.Services.AddSingleton<SyncStatistics>();
+    builder.Services.AddSingleton(_ => new ReplicaDatabase(replicaConnection));
+    builder.Services
+        .AddPgEvents(o =>
+        {
+            o.ConnectionString = sourceConnection;
+            o.ConsumerName = "replica-sync";
+
+            // NOTIFY wakes the consumer at each commit; polling is only the safety net.
+            o.PollInterval = TimeSpan.FromMilliseconds(500);
+        })
+        .AddHandler<Customer, CustomerHandler>("public.customers")
+        .AddHandler<Order, OrderHandler>("public.orders");
+
+    using var host = builder.Build();
+    await using var source = NpgsqlDataSource.Create(sourceConnection);
+    var replica = host.Services.GetRequiredService<ReplicaDatabase>().DataSource;
+    var consumer = host.Services.GetRequiredService<IEventConsumer>();
+    var statistics = host.Services.GetRequiredService<SyncStatistics>();
+    var stopping = host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
+
+    await SampleSchema.CreateAsync(source, CancellationToken.None);
+    await SampleSchema.CreateAsync(replica, CancellationToken.None);
+
+    // The hosted service installs the capture triggers too, but in the background, after
+    // StartAsync has returned; installing first guarantees that no write of the workload escapes.
+    await consumer.InstallAsync();
+    var initial = await consumer.GetStatusAsync();
+    if (initial.LagEvents > 0)
+    {
+        // An earlier run against these databases stopped before catching up; its events describe
+        // tables that were just recreated empty, so start after them.
+        Console.WriteLine($"Skipping {initial.LagEvents} events left in the log by an earlier run.");
+        await consumer.ResetCursorAsync(initial.HeadPosition + 1);
+    }
+
+    await host.StartAsync();
+    try
+    {
+        var (started, active) = await WaitForAsync(consumer, s => s.IsActive, TimeSpan.FromSeconds(30), stopping);
+        if (!active)
+        {
+            Console.WriteLine($"VERDICT: FAILED - consumer '{started.ConsumerName}' did not become active within 30 s (standby: {started.IsStandby}).");
+            return 1;
+        }
+
+        var workload = new Workload(source, writers, duration);
+        Console.WriteLine($"Consumer '{started.ConsumerName}' is active. Running {writers} writers for {duration.TotalSeconds:0} s...");
+
+        var clock = Stopwatch.StartNew();
+        var running = workload.RunAsync(stopping);
+        using (var ticks = new PeriodicTimer(TimeSpan.FromSeconds(1)))
+        {
+            var tick = ticks.WaitForNextTickAsync(stopping).AsTask();
+            while (await Task.WhenAny(running, tick) == tick && !stopping.IsCancellationRequested)
+            {
+                var status = await consumer.GetStatusAsync(stopping);
+                Console.WriteLine(
+                    $"[{clock.Elapsed.TotalSeconds,5:0.0}s] source commits: {workload.Committed,6} | events applied: {statistics.EventsApplied,6} | " +
+                    $"lag: {status.LagEvents,5} events, {status.LagTime.TotalSeconds:0.00} s{Blocked(status)}");
+                tick = ticks.WaitForNextTickAsync(stopping).AsTask();
+            }
+        }
+
+        // Surfaces any writer failure other than the tolerated races.
+        await running;
+        stopping.ThrowIfCancellationRequested();
+        var workloadTime = clock.Elapsed;
+        Console.WriteLine(
+            $"Workload done after {workloadTime.TotalSeconds:0.0} s: {workload.Committed} transactions committed, " +
+            $"{workload.RolledBack} rolled back on purpose, {workload.Skipped} abandoned (nothing to pick yet, or another writer got there first).");
+
+        Console.WriteLine("Waiting for the replica to catch up...");
+        var (final, caughtUp) = await WaitForAsync(
+            consumer, s => s.LagEvents == 0 && s.CursorPosition == s.HeadPosition, TimeSpan.FromSeconds(60), stopping);
+        if (!caughtUp)
+        {
+            Console.WriteLine(
+                $"VERDICT: FAILED - the consumer did not catch up within 60 s: {final.LagEvents} events behind, " +
+                $"cursor at position {final.CursorPosition}, head at {final.HeadPosition}{Blocked(final)}");
+            return 1;
+        }
+
+        Console.WriteLine($"Caught up {(clock.Elapsed - workloadTime).TotalSeconds:0.00} s after the workload stopped, at position {final.HeadPosition}.");
+
+        var tables = new[]
+        {
+            await DatabaseComparer.CompareCustomersAsync(source, replica, stopping),
+            await DatabaseComparer.CompareOrdersAsync(source, replica, stopping),
+        };
+        var leaked = await DatabaseComparer.CountRolledBackRowsAsync(
+            replica, workload.RolledBackCustomerIds, workload.RolledBackOrderIds, stopping);
+
+        if (tables.All(t => t.Matches) && leaked == 0)
+        {
+            Console.WriteLine(
+                $"VERDICT: replica matches source ({string.Join(", ", tables.Select(t => $"{t.Table}: {t.SourceRows} rows"))}, " +
+                $"{statistics.EventsApplied} events applied, {workload.RolledBack} rolled-back transactions never arrived)");
+            return 0;
+        }
+
+        Console.WriteLine(
+            $"VERDICT: MISMATCH ({string.Join("; ", tables.Select(t => $"{t.Table}: source {t.SourceRows} rows, replica {t.ReplicaRows} rows, {t.DifferingRows} differing"))}; " +
+            $"{leaked} rows of rolled-back transactions in the replica)");
+        foreach (var difference in tables.SelectMany(t => t.FirstDifferences))
+        {
+            Console.WriteLine("  " + difference);
+        }
+
+        return 1;
+    }
+    catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+    {
+        Console.WriteLine("Stopped early: Ctrl+C, or the consumer failed (see the log above). No verdict.");
+        return 1;
+    }
+    finally
+    {
+        await host.StopAsync(CancellationToken.None);
+    }
+}
+
+// Polls every 100 ms until the condition holds or the timeout passes; returns the last status seen.
+static async Task<(ConsumerStatus Status, bool Reached)> WaitForAsync(
+    IEventConsumer consumer, Func<ConsumerStatus, bool> condition, TimeSpan timeout, CancellationToken cancellationToken)
+{
+    var started = Stopwatch.GetTimestamp();
+    while (true)
+    {
+        var status = await consumer.GetStatusAsync(cancellationToken);
+        if (condition(status))
+        {
+            return (status, true);
+        }
+
+        if (Stopwatch.GetElapsedTime(started) >= timeout)
+        {
+            return (status, false);
+        }
+
+        await Task.Delay(TimeSpan.FromMilliseconds(100), cancellationToken);
+    }
+}
+
+// First line of the error only: PostgreSQL errors continue with DETAIL lines.
+static string Blocked(ConsumerStatus status) => status.Blocked is { } blocked
+    ? $" | BLOCKED on {blocked.Table} at position {blocked.Position} after {blocked.Attempts} attempts: {blocked.LastError.Split('\n')[0]}"
+    : string.Empty;
+
+// Host, port and database only: a connection string may carry a password.
+static string Describe(string connectionString)
+{
+    var builder = new NpgsqlConnectionStringBuilder(connectionString);
+    return $"{builder.Host}:{builder.Port}/{builder.Database}";
+}
+
+static string? NullIfBlank(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
+
+static int UsageError(string message)
+{
+    Console.Error.WriteLine(message);
+    Console.Error.WriteLine(Usage);
+    return 2;
+}
