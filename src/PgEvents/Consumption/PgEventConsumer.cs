@@ -36,6 +36,7 @@ internal sealed class PgEventConsumer : IEventConsumer
     private readonly int _leaseKey;
 
     private int _running;
+    private int _prepared;
     private volatile bool _active;
     private volatile bool _standby;
     private long _lastRetention;
@@ -88,6 +89,22 @@ internal sealed class PgEventConsumer : IEventConsumer
         }
     }
 
+    /// <summary>
+    /// Checks the mappings against the catalog and, with <see cref="PgEventsOptions.InstallOnStart"/>,
+    /// installs the schema and triggers. The hosted service awaits this in its StartAsync so that a
+    /// started host already captures every mapped table, and a bad mapping fails host start.
+    /// </summary>
+    internal async Task PrepareAsync(CancellationToken cancellationToken)
+    {
+        await _validator.ValidateAsync(cancellationToken).ConfigureAwait(false);
+        if (_options.InstallOnStart)
+        {
+            await InstallAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        Volatile.Write(ref _prepared, 1);
+    }
+
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         if (Interlocked.Exchange(ref _running, 1) == 1)
@@ -97,20 +114,11 @@ internal sealed class PgEventConsumer : IEventConsumer
 
         try
         {
-            try
-            {
-                await _validator.ValidateAsync(cancellationToken).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                return;
-            }
-
-            if (_options.InstallOnStart)
+            if (Volatile.Read(ref _prepared) == 0)
             {
                 try
                 {
-                    await InstallAsync(cancellationToken).ConfigureAwait(false);
+                    await PrepareAsync(cancellationToken).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
                 {
