@@ -13,6 +13,8 @@ namespace PgEvents.Testing;
 internal sealed class LocalCluster
 {
     private const string ServiceUser = "postgres";
+    private const string OwnerFile = "owner.pid";
+    private const string DirectoryPrefix = "pgevents-";
 
     private readonly string _binDirectory;
     private readonly string? _runAs;
@@ -89,7 +91,7 @@ internal sealed class LocalCluster
     public static async Task<LocalCluster> CreateAsync(string binDirectory, PostgresServerOptions options, CancellationToken cancellationToken)
     {
         var runAs = string.Equals(Environment.UserName, "root", StringComparison.Ordinal) ? ServiceUser : null;
-        var directory = Path.Combine(Path.GetTempPath(), "pgevents-" + Guid.NewGuid().ToString("N")[..12]);
+        var directory = Path.Combine(Path.GetTempPath(), DirectoryPrefix + Guid.NewGuid().ToString("N")[..12]);
         if (runAs is null)
         {
             Directory.CreateDirectory(directory);
@@ -98,6 +100,10 @@ internal sealed class LocalCluster
         {
             await ProcessRunner.RunAsync(runAs, "mkdir", ["-p", directory], cancellationToken).ConfigureAwait(false);
         }
+
+        // Leave a mark of who owns this cluster, so a later run can remove it if we die abruptly.
+        await File.WriteAllTextAsync(Path.Combine(directory, OwnerFile), Environment.ProcessId.ToString(CultureInfo.InvariantCulture), cancellationToken).ConfigureAwait(false);
+        await SweepAbandonedAsync(binDirectory, runAs, directory, cancellationToken).ConfigureAwait(false);
 
         var cluster = new LocalCluster(binDirectory, runAs, directory);
         try
@@ -218,20 +224,81 @@ internal sealed class LocalCluster
         DeleteDirectory();
     }
 
-    private void DeleteDirectory()
+    private void DeleteDirectory() => TryDelete(_directory);
+
+    private static void TryDelete(string directory)
+    {
+        // The server may still be closing files for a moment after pg_ctl returns.
+        for (var attempt = 0; attempt < 5 && Directory.Exists(directory); attempt++)
+        {
+            try
+            {
+                Directory.Delete(directory, recursive: true);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                Thread.Sleep(100);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Removes clusters whose owning process is gone (a test run that was killed never disposes):
+    /// stops a server still running in them and deletes the directory.
+    /// </summary>
+    private static async Task SweepAbandonedAsync(string binDirectory, string? runAs, string ownDirectory, CancellationToken cancellationToken)
+    {
+        foreach (var directory in Directory.GetDirectories(Path.GetTempPath(), DirectoryPrefix + "*"))
+        {
+            if (directory == ownDirectory)
+            {
+                continue;
+            }
+
+            var ownerFile = Path.Combine(directory, OwnerFile);
+            bool abandoned;
+            if (File.Exists(ownerFile))
+            {
+                abandoned = !int.TryParse(await File.ReadAllTextAsync(ownerFile, cancellationToken).ConfigureAwait(false), out var owner) || !IsAlive(owner);
+            }
+            else
+            {
+                // Written before owner files existed, or by a run that died before writing one.
+                abandoned = Directory.GetLastWriteTimeUtc(directory) < DateTime.UtcNow.AddHours(-1);
+            }
+
+            if (!abandoned)
+            {
+                continue;
+            }
+
+            var data = Path.Combine(directory, "data");
+            if (File.Exists(Path.Combine(data, "postmaster.pid")))
+            {
+                try
+                {
+                    await ProcessRunner.RunAsync(runAs, Path.Combine(binDirectory, "pg_ctl"), ["-D", data, "-m", "immediate", "-w", "stop"], cancellationToken).ConfigureAwait(false);
+                }
+                catch (InvalidOperationException)
+                {
+                    // Not running any more (stale pid file): nothing to stop.
+                }
+            }
+
+            TryDelete(directory);
+        }
+    }
+
+    private static bool IsAlive(int processId)
     {
         try
         {
-            if (Directory.Exists(_directory))
-            {
-                Directory.Delete(_directory, recursive: true);
-            }
+            using var process = System.Diagnostics.Process.GetProcessById(processId);
+            return !process.HasExited;
         }
-        catch (IOException)
+        catch (ArgumentException)
         {
-        }
-        catch (UnauthorizedAccessException)
-        {
+            return false;
         }
     }
 
