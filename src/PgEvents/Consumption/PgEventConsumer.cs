@@ -325,25 +325,8 @@ internal sealed class PgEventConsumer : IEventConsumer
 
         try
         {
-            var scope = _scopes.CreateAsyncScope();
-            await using (scope.ConfigureAwait(false))
-            {
-                var transaction = new EventTransactionScope(connection);
-                await using (transaction.ConfigureAwait(false))
-                {
-                    foreach (var handler in handlers)
-                    {
-                        await handler.Invoke(scope.ServiceProvider, captured, _deserializer, transaction, cancellationToken).ConfigureAwait(false);
-                    }
-
-                    // A transactional handler's writes and the removal of the dead letter commit together.
-                    await _deadLetters.DeleteAsync(connection, id, cancellationToken).ConfigureAwait(false);
-                    if (transaction.Transaction is not null)
-                    {
-                        await transaction.Transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-                    }
-                }
-            }
+            // A transactional handler's writes and the removal of the dead letter commit together.
+            await RunHandlersAsync(connection, captured, handlers, (_, token) => _deadLetters.DeleteAsync(connection, id, token), cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is not OperationCanceledException && connection.State == ConnectionState.Open)
         {
@@ -571,29 +554,17 @@ internal sealed class PgEventConsumer : IEventConsumer
         var started = _time.GetTimestamp();
         try
         {
-            var scope = _scopes.CreateAsyncScope();
-            await using (scope.ConfigureAwait(false))
+            var committed = await RunHandlersAsync(connection, captured, handlers, async (transaction, token) =>
             {
-                var transaction = new EventTransactionScope(connection);
-                await using (transaction.ConfigureAwait(false))
+                // Handler writes and the cursor commit together: effectively once.
+                if (transaction is not null && !await _cursors.SaveAsync(connection, captured.LogPosition, transaction, token).ConfigureAwait(false))
                 {
-                    foreach (var handler in handlers)
-                    {
-                        await handler.Invoke(scope.ServiceProvider, captured, _deserializer, transaction, cancellationToken).ConfigureAwait(false);
-                    }
-
-                    if (transaction.Transaction is not null)
-                    {
-                        // Handler writes and the cursor commit together: effectively once.
-                        if (!await _cursors.SaveAsync(connection, captured.LogPosition, transaction.Transaction, cancellationToken).ConfigureAwait(false))
-                        {
-                            throw new CursorResetException();
-                        }
-
-                        await transaction.Transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-                        _cursor = _persisted = captured.LogPosition;
-                    }
+                    throw new CursorResetException();
                 }
+            }, cancellationToken).ConfigureAwait(false);
+            if (committed)
+            {
+                _cursor = _persisted = captured.LogPosition;
             }
         }
         catch (Exception e)
@@ -604,6 +575,40 @@ internal sealed class PgEventConsumer : IEventConsumer
         finally
         {
             PgEventsDiagnostics.HandlerDuration.Record(_time.GetElapsedTime(started).TotalSeconds, _consumerTag);
+        }
+    }
+
+    /// <summary>
+    /// Runs every handler of an event in one DI scope. If a handler asked for the transaction,
+    /// <paramref name="beforeCommit"/> runs inside it and it is committed; returns whether it was.
+    /// </summary>
+    private async Task<bool> RunHandlersAsync(
+        NpgsqlConnection connection,
+        CapturedEvent captured,
+        IReadOnlyList<HandlerRegistration> handlers,
+        Func<NpgsqlTransaction?, CancellationToken, Task> beforeCommit,
+        CancellationToken cancellationToken)
+    {
+        var scope = _scopes.CreateAsyncScope();
+        await using (scope.ConfigureAwait(false))
+        {
+            var transaction = new EventTransactionScope(connection);
+            await using (transaction.ConfigureAwait(false))
+            {
+                foreach (var handler in handlers)
+                {
+                    await handler.Invoke(scope.ServiceProvider, captured, _deserializer, transaction, cancellationToken).ConfigureAwait(false);
+                }
+
+                await beforeCommit(transaction.Transaction, cancellationToken).ConfigureAwait(false);
+                if (transaction.Transaction is null)
+                {
+                    return false;
+                }
+
+                await transaction.Transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+                return true;
+            }
         }
     }
 
