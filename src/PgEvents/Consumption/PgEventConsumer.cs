@@ -246,6 +246,7 @@ internal sealed class PgEventConsumer : IEventConsumer
                     catch (CursorResetException)
                     {
                         // A replay moved the cursor: continue from where it now points.
+                        _blocked = null;
                         _cursor = _persisted = await _cursors.LoadAsync(connection, cancellationToken).ConfigureAwait(false);
                         reader = new ChangeLogReader(_settings, _logger);
                         PgEventsLog.CursorReset(_logger, Name, _cursor);
@@ -349,7 +350,7 @@ internal sealed class PgEventConsumer : IEventConsumer
             SELECT coalesce((SELECT min(position) FROM {_settings.Qualify("transactions")} WHERE committed_at >= @since) - 1,
                             (SELECT max(position) FROM {_settings.Qualify("transactions")}), 0)
             """, connection);
-        command.Parameters.AddWithValue("since", committedSince);
+        command.Parameters.AddWithValue("since", committedSince.ToUniversalTime());
         var position = (long)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
         await ResetToAsync(new LogPosition(position, long.MaxValue), cancellationToken).ConfigureAwait(false);
     }
@@ -524,7 +525,7 @@ internal sealed class PgEventConsumer : IEventConsumer
                 _blocked = new BlockedEvent(captured.Position, captured.EventId, captured.TableName, attempts, $"{e.GetType().Name}: {e.Message}", firstFailure);
                 PgEventsLog.DeliveryFailed(_logger, e, Name, captured.Kind, captured.TableName, captured.Position, captured.EventId, attempts, delay);
                 PgEventsDiagnostics.Retries.Add(1, _consumerTag, new("pgevents.table", captured.Table));
-                await Task.Delay(delay, _time, cancellationToken).ConfigureAwait(false);
+                await BackOffAsync(connection, delay, cancellationToken).ConfigureAwait(false);
                 delay = TimeSpan.FromTicks(Math.Min((long)(delay.Ticks * _options.RetryBackoffMultiplier), _options.RetryMaxDelay.Ticks));
             }
         }
@@ -575,6 +576,30 @@ internal sealed class PgEventConsumer : IEventConsumer
         finally
         {
             PgEventsDiagnostics.HandlerDuration.Record(_time.GetElapsedTime(started).TotalSeconds, _consumerTag);
+        }
+    }
+
+    /// <summary>
+    /// Waits before retrying a failing event. A reset of the cursor (replay, or skipping past the
+    /// poisoned event) arrives as a notification: it ends the wait and abandons the event at once.
+    /// </summary>
+    private async Task BackOffAsync(NpgsqlConnection connection, TimeSpan delay, CancellationToken cancellationToken)
+    {
+        var until = _time.GetTimestamp() + (long)(delay.TotalSeconds * _time.TimestampFrequency);
+        while (true)
+        {
+            var remaining = TimeSpan.FromSeconds((until - _time.GetTimestamp()) / (double)_time.TimestampFrequency);
+            if (remaining <= TimeSpan.Zero)
+            {
+                return;
+            }
+
+            _wakeUp.Reset();
+            if (await _wakeUp.WaitAsync(remaining, _time, cancellationToken).ConfigureAwait(false)
+                && await _cursors.WasResetAsync(connection, cancellationToken).ConfigureAwait(false))
+            {
+                throw new CursorResetException();
+            }
         }
     }
 

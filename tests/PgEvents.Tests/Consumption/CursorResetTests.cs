@@ -1,0 +1,169 @@
+using Microsoft.Extensions.DependencyInjection;
+using PgEvents.Tests.Infrastructure;
+
+namespace PgEvents.Tests.Consumption;
+
+public sealed record ResetItem(long Id, string Label);
+
+/// <summary>Fails every attempt on the row with <see cref="FailingId"/>, forever; counts the attempts.</summary>
+public sealed class StuckRow
+{
+    private readonly SemaphoreSlim _attempts = new(0);
+
+    public long FailingId { get; set; } = -1;
+
+    public void Attempted() => _attempts.Release();
+
+    public async Task WaitForAttemptsAsync(int count)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            (await _attempts.WaitAsync(TimeSpan.FromSeconds(10))).Should().BeTrue("the failing event should be retried");
+        }
+    }
+}
+
+public sealed class StuckRowHandler(EventSink sink, StuckRow stuck) : IRowHandler<ResetItem>
+{
+    public Task HandleAsync(RowChange<ResetItem> change, CancellationToken cancellationToken)
+    {
+        if (change.Row!.Id == stuck.FailingId)
+        {
+            stuck.Attempted();
+            throw new InvalidOperationException($"item {change.Row.Id} cannot be handled");
+        }
+
+        sink.Record(new Delivery(nameof(StuckRowHandler), change.Kind, change.Table, change.Position, change.EventId, change.Row, null));
+        return Task.CompletedTask;
+    }
+}
+
+public sealed class CursorResetTests(DatabaseFixture db) : IClassFixture<DatabaseFixture>
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
+
+    private static List<long> Ids(IEnumerable<Delivery> deliveries) => deliveries.Select(d => ((ResetItem)d.Row!).Id).ToList();
+
+    private static IEnumerable<long> Range(int from, int to) => Enumerable.Range(from, to - from + 1).Select(i => (long)i);
+
+    private async Task<ConsumerHost> StartAsync(string name)
+    {
+        return await ConsumerHost.Create(db.ConnectionString, b => b.AddHandler<ResetItem, RecordingHandler<ResetItem>>(name),
+            o => o.ConsumerName = name).StartAsync();
+    }
+
+    /// <summary>Inserts each row in its own transaction, so each has its own position.</summary>
+    private async Task InsertAsync(string table, int from, int to)
+    {
+        for (var id = from; id <= to; id++)
+        {
+            await db.ExecuteAsync($"INSERT INTO {table} VALUES ({id}, 'item {id}')");
+        }
+    }
+
+    private Task<long> PositionOfAsync(string table, long id) => db.ScalarAsync<long>(
+        $"SELECT t.position FROM log_{table}.events e JOIN log_{table}.transactions t ON t.xid = e.xid WHERE (e.row_data->>'id')::bigint = @id",
+        ("id", id));
+
+    [Fact]
+    public async Task Resetting_a_running_consumer_to_an_earlier_position_redelivers_from_that_position_in_order_without_a_restart()
+    {
+        await db.ExecuteAsync("CREATE TABLE reset_back (id bigint PRIMARY KEY, label text NOT NULL)");
+        await using var host = await StartAsync("reset_back");
+        await InsertAsync("reset_back", 1, 10);
+        await host.Sink.WaitForCountAsync(10, Wait);
+        Ids(host.Sink.Deliveries).Should().Equal(Range(1, 10));
+        var fifth = host.Sink.Deliveries[4];
+
+        await host.Consumer.ResetCursorAsync(fifth.Position);
+        await host.Sink.WaitForCountAsync(16, Wait);
+
+        var again = host.Sink.Deliveries.Skip(10).ToList();
+        Ids(again).Should().Equal(Range(5, 10));
+        again.Select(d => (d.Position, d.EventId)).Should().Equal(host.Sink.Deliveries.Skip(4).Take(6).Select(d => (d.Position, d.EventId)),
+            "the same events are delivered again, in the same order");
+        host.Running.IsCompleted.Should().BeFalse("the consumer was not restarted");
+
+        // Nothing else was repeated: the next event written comes right after the replayed ones.
+        await InsertAsync("reset_back", 11, 11);
+        await host.Sink.WaitForCountAsync(17, Wait);
+        Ids(host.Sink.Deliveries.Skip(10)).Should().Equal(Range(5, 11));
+    }
+
+    [Fact]
+    public async Task Resetting_a_running_consumer_to_a_commit_time_redelivers_the_transactions_committed_since_then()
+    {
+        await db.ExecuteAsync("CREATE TABLE reset_time (id bigint PRIMARY KEY, label text NOT NULL)");
+        await using var host = await StartAsync("reset_time");
+        await InsertAsync("reset_time", 1, 10);
+        await host.Sink.WaitForCountAsync(10, Wait);
+        var committedAt = await db.ScalarAsync<DateTime>(
+            "SELECT committed_at FROM log_reset_time.transactions WHERE position = @position", ("position", host.Sink.Deliveries[6].Position));
+
+        await host.Consumer.ResetCursorAsync(new DateTimeOffset(committedAt));
+        await host.Sink.WaitForCountAsync(14, Wait);
+
+        Ids(host.Sink.Deliveries.Skip(10)).Should().Equal(Range(7, 10));
+        host.Running.IsCompleted.Should().BeFalse();
+    }
+
+    [Fact]
+    public async Task A_commit_time_given_with_a_non_UTC_offset_means_the_same_instant()
+    {
+        await db.ExecuteAsync("CREATE TABLE reset_offset (id bigint PRIMARY KEY, label text NOT NULL)");
+        await using var host = await StartAsync("reset_offset");
+        await InsertAsync("reset_offset", 1, 4);
+        await host.Sink.WaitForCountAsync(4, Wait);
+        var committedAt = await db.ScalarAsync<DateTime>(
+            "SELECT committed_at FROM log_reset_offset.transactions WHERE position = @position", ("position", host.Sink.Deliveries[2].Position));
+
+        // DateTimeOffset.Now on a machine east of Greenwich looks like this; Npgsql only writes UTC
+        // offsets to timestamptz, so the consumer must convert it.
+        await host.Consumer.ResetCursorAsync(new DateTimeOffset(committedAt).ToOffset(TimeSpan.FromHours(2)));
+        await host.Sink.WaitForCountAsync(6, Wait);
+
+        Ids(host.Sink.Deliveries.Skip(4)).Should().Equal(3, 4);
+    }
+
+    [Fact]
+    public async Task Resetting_to_a_later_position_skips_ahead_and_the_events_before_it_are_not_delivered_after_a_restart()
+    {
+        await db.ExecuteAsync("CREATE TABLE reset_ahead (id bigint PRIMARY KEY, label text NOT NULL)");
+        await using (var first = await StartAsync("reset_ahead"))
+        {
+            await InsertAsync("reset_ahead", 1, 2);
+            await first.Sink.WaitForCountAsync(2, Wait);
+            await first.StopAsync();
+
+            // Written while the consumer is stopped; the operator decides 3..5 are not to be delivered.
+            await InsertAsync("reset_ahead", 3, 8);
+            await first.Consumer.ResetCursorAsync(await PositionOfAsync("reset_ahead", 6));
+        }
+
+        await using var second = await StartAsync("reset_ahead");
+        await InsertAsync("reset_ahead", 9, 9);
+        await second.Sink.WaitForCountAsync(4, Wait);
+
+        Ids(second.Sink.Deliveries).Should().Equal(6, 7, 8, 9);
+    }
+
+    [Fact]
+    public async Task Resetting_past_an_event_that_blocks_a_running_consumer_unblocks_it_and_delivers_from_the_new_position()
+    {
+        await db.ExecuteAsync("CREATE TABLE reset_unblock (id bigint PRIMARY KEY, label text NOT NULL)");
+        var stuck = new StuckRow { FailingId = 3 };
+        await using var host = await ConsumerHost.Create(db.ConnectionString, b => b.AddHandler<ResetItem, StuckRowHandler>("reset_unblock"),
+            o => o.ConsumerName = "reset_unblock", services: s => s.AddSingleton(stuck)).StartAsync();
+        await InsertAsync("reset_unblock", 1, 5);
+        await stuck.WaitForAttemptsAsync(3);
+        Ids(host.Sink.Deliveries).Should().Equal(1, 2);
+
+        // A consumer blocked on a failing event must notice the reset during its backoff; otherwise
+        // it would keep retrying item 3 and, once 3 succeeded, deliver 3, 4, 5 and then 4, 5 again.
+        await host.Consumer.ResetCursorAsync(await PositionOfAsync("reset_unblock", 4));
+        await host.Sink.WaitForCountAsync(4, Wait);
+
+        Ids(host.Sink.Deliveries).Should().Equal(1, 2, 4, 5);
+        (await host.Consumer.GetStatusAsync()).Blocked.Should().BeNull();
+    }
+}

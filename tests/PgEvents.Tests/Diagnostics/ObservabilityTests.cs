@@ -1,0 +1,498 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
+using PgEvents.Tests.Infrastructure;
+
+namespace PgEvents.Tests.Diagnostics;
+
+public sealed record ObservedItem(long Id, string Label);
+
+/// <summary>One measurement of a PgEvents instrument.</summary>
+public sealed record Measured(string Instrument, double Value, IReadOnlyDictionary<string, object?> Tags);
+
+/// <summary>
+/// Listens to the <c>PgEvents</c> meter and keeps the measurements of one consumer (other test classes
+/// run consumers in parallel on the same static meter). Waiters are signalled from the callback.
+/// </summary>
+public sealed class MetricRecorder : IDisposable
+{
+    private readonly MeterListener _listener = new();
+    private readonly ConcurrentQueue<Measured> _measurements = new();
+    private readonly List<(Func<MetricRecorder, bool> Condition, TaskCompletionSource Signal)> _waiters = [];
+    private readonly string _consumer;
+
+    public MetricRecorder(string consumer)
+    {
+        _consumer = consumer;
+        _listener.InstrumentPublished = (instrument, listener) =>
+        {
+            if (instrument.Meter.Name == "PgEvents")
+            {
+                listener.EnableMeasurementEvents(instrument);
+            }
+        };
+        _listener.SetMeasurementEventCallback<long>((i, v, t, _) => Record(i, v, t));
+        _listener.SetMeasurementEventCallback<int>((i, v, t, _) => Record(i, v, t));
+        _listener.SetMeasurementEventCallback<double>((i, v, t, _) => Record(i, v, t));
+        _listener.Start();
+    }
+
+    public IReadOnlyList<Measured> Of(string instrument) => _measurements.Where(m => m.Instrument == instrument).ToList();
+
+    public double Sum(string instrument) => Of(instrument).Sum(m => m.Value);
+
+    /// <summary>Asks the observable gauges for a measurement now.</summary>
+    public void Observe() => _listener.RecordObservableInstruments();
+
+    public async Task WaitUntilAsync(Func<MetricRecorder, bool> condition, string what)
+    {
+        var signal = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_waiters)
+        {
+            if (condition(this))
+            {
+                return;
+            }
+
+            _waiters.Add((condition, signal));
+        }
+
+        if (await Task.WhenAny(signal.Task, Task.Delay(TimeSpan.FromSeconds(10))) != signal.Task)
+        {
+            throw new TimeoutException($"Timed out waiting for {what}.");
+        }
+    }
+
+    public void Dispose() => _listener.Dispose();
+
+    private void Record(Instrument instrument, double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
+    {
+        var copy = new Dictionary<string, object?>(StringComparer.Ordinal);
+        foreach (var tag in tags)
+        {
+            copy[tag.Key] = tag.Value;
+        }
+
+        if (!copy.TryGetValue("pgevents.consumer", out var consumer) || !Equals(consumer, _consumer))
+        {
+            return;
+        }
+
+        _measurements.Enqueue(new Measured(instrument.Name, value, copy));
+        lock (_waiters)
+        {
+            foreach (var waiter in _waiters.Where(w => w.Condition(this)).ToList())
+            {
+                waiter.Signal.TrySetResult();
+                _waiters.Remove(waiter);
+            }
+        }
+    }
+}
+
+/// <summary>Keeps the stopped <c>pgevents.deliver</c> activities of one consumer, in stop order.</summary>
+public sealed class ActivityRecorder : IDisposable
+{
+    private readonly ActivityListener _listener;
+    private readonly ConcurrentQueue<Activity> _stopped = new();
+    private readonly List<(int Count, TaskCompletionSource Signal)> _waiters = [];
+
+    public ActivityRecorder(string consumer)
+    {
+        _listener = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name == "PgEvents",
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = activity =>
+            {
+                if (!Equals(activity.GetTagItem("pgevents.consumer"), consumer))
+                {
+                    return;
+                }
+
+                _stopped.Enqueue(activity);
+                lock (_waiters)
+                {
+                    foreach (var waiter in _waiters.Where(w => _stopped.Count >= w.Count).ToList())
+                    {
+                        waiter.Signal.TrySetResult();
+                        _waiters.Remove(waiter);
+                    }
+                }
+            },
+        };
+        ActivitySource.AddActivityListener(_listener);
+    }
+
+    public IReadOnlyList<Activity> Stopped => _stopped.ToArray();
+
+    public async Task WaitForCountAsync(int count)
+    {
+        var signal = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_waiters)
+        {
+            if (_stopped.Count >= count)
+            {
+                return;
+            }
+
+            _waiters.Add((count, signal));
+        }
+
+        if (await Task.WhenAny(signal.Task, Task.Delay(TimeSpan.FromSeconds(10))) != signal.Task)
+        {
+            throw new TimeoutException($"Expected {count} activities, got {_stopped.Count}.");
+        }
+    }
+
+    public void Dispose() => _listener.Dispose();
+}
+
+/// <summary>Fails the first attempt on <see cref="FailOnceId"/>, then succeeds.</summary>
+public sealed class FailOnce
+{
+    private int _failed;
+
+    public long FailOnceId { get; set; } = -1;
+
+    public bool ShouldFail(long id) => id == FailOnceId && Interlocked.Exchange(ref _failed, 1) == 0;
+}
+
+public sealed class FailOnceHandler(EventSink sink, FailOnce failOnce) : IRowHandler<ObservedItem>
+{
+    public Task HandleAsync(RowChange<ObservedItem> change, CancellationToken cancellationToken)
+    {
+        if (failOnce.ShouldFail(change.Row!.Id))
+        {
+            throw new InvalidOperationException($"first attempt on item {change.Row.Id} fails");
+        }
+
+        sink.Record(new Delivery(nameof(FailOnceHandler), change.Kind, change.Table, change.Position, change.EventId, change.Row, null));
+        return Task.CompletedTask;
+    }
+}
+
+/// <summary>Holds the row with <see cref="HoldId"/> inside its handler until released.</summary>
+public sealed class HandlerGate
+{
+    public long HoldId { get; set; } = -1;
+
+    public TaskCompletionSource Entered { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+}
+
+public sealed class GatedHandler(EventSink sink, HandlerGate gate) : IRowHandler<ObservedItem>
+{
+    public async Task HandleAsync(RowChange<ObservedItem> change, CancellationToken cancellationToken)
+    {
+        if (change.Row!.Id == gate.HoldId)
+        {
+            gate.Entered.TrySetResult();
+            await gate.Release.Task.WaitAsync(cancellationToken);
+        }
+
+        sink.Record(new Delivery(nameof(GatedHandler), change.Kind, change.Table, change.Position, change.EventId, change.Row, null));
+    }
+}
+
+/// <summary>Fails every attempt on <see cref="FailingId"/> while <see cref="Failing"/> is set.</summary>
+public sealed class HealthSwitch
+{
+    private volatile bool _failing = true;
+
+    public long FailingId { get; set; } = -1;
+
+    public bool Failing
+    {
+        get => _failing;
+        set => _failing = value;
+    }
+}
+
+public sealed class SwitchedHandler(EventSink sink, HealthSwitch health) : IRowHandler<ObservedItem>
+{
+    public Task HandleAsync(RowChange<ObservedItem> change, CancellationToken cancellationToken)
+    {
+        if (change.Row!.Id == health.FailingId && health.Failing)
+        {
+            throw new InvalidOperationException($"boom on item {change.Row.Id}");
+        }
+
+        sink.Record(new Delivery(nameof(SwitchedHandler), change.Kind, change.Table, change.Position, change.EventId, change.Row, null));
+        return Task.CompletedTask;
+    }
+}
+
+public sealed class ObservabilityTests(DatabaseFixture db) : IClassFixture<DatabaseFixture>
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
+
+    private static readonly HealthCheckContext Context = new();
+
+    private async Task<ConsumerHost> CreateAsync<THandler>(string name, Action<PgEventsOptions>? configure = null, Action<IServiceCollection>? services = null)
+        where THandler : class, IRowHandler<ObservedItem>
+    {
+        await db.ExecuteAsync($"CREATE TABLE {name} (id bigint PRIMARY KEY, label text NOT NULL)");
+        return ConsumerHost.Create(db.ConnectionString, b => b.AddHandler<ObservedItem, THandler>(name),
+            o =>
+            {
+                o.ConsumerName = name;
+                configure?.Invoke(o);
+            },
+            services: services);
+    }
+
+    private async Task InsertAsync(string table, int from, int to)
+    {
+        for (var id = from; id <= to; id++)
+        {
+            await db.ExecuteAsync($"INSERT INTO {table} VALUES ({id}, 'item {id}')");
+        }
+    }
+
+    private static async Task<HealthCheckResult> WaitForHealthAsync(PgEventsHealthCheck check, HealthStatus expected)
+    {
+        var deadline = DateTime.UtcNow + Wait;
+        while (true)
+        {
+            var result = await check.CheckHealthAsync(Context);
+            if (result.Status == expected)
+            {
+                return result;
+            }
+
+            DateTime.UtcNow.Should().BeBefore(deadline, $"the health check should become {expected}; it is {result.Status}: {result.Description}");
+            await Task.Delay(20);
+        }
+    }
+
+    private static PgEventsHealthCheck HealthCheckOf(ConsumerHost host) =>
+        new(host.Consumer, host.Services.GetRequiredService<IOptions<PgEventsOptions>>());
+
+    [Fact]
+    public async Task The_meter_counts_delivered_events_batches_handler_time_and_notify_wakeups_of_the_consumer()
+    {
+        using var metrics = new MetricRecorder("obs_metered");
+
+        // No polling during the test: a read after the consumer went idle can only be woken by NOTIFY.
+        await using var host = await (await CreateAsync<RecordingHandler<ObservedItem>>("obs_metered", o => o.PollInterval = TimeSpan.FromMinutes(1))).StartAsync();
+
+        // The first idle pass samples the lag: from then on the consumer waits for a wake-up.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (metrics.Of("pgevents.lag.events").Count == 0)
+        {
+            DateTime.UtcNow.Should().BeBefore(deadline, "an idle consumer samples its lag");
+            await Task.Delay(20);
+            metrics.Observe();
+        }
+
+        await db.ExecuteAsync("INSERT INTO obs_metered SELECT g, 'item ' || g FROM generate_series(1, 5) g");
+        await host.Sink.WaitForCountAsync(5, Wait);
+        await InsertAsync("obs_metered", 6, 8);
+        await host.Sink.WaitForCountAsync(8, Wait);
+        await metrics.WaitUntilAsync(m => m.Sum("pgevents.events.delivered") >= 8 && m.Of("pgevents.handler.duration").Count >= 8, "8 delivered events");
+
+        var delivered = metrics.Of("pgevents.events.delivered");
+        delivered.Sum(m => m.Value).Should().Be(8);
+        delivered.Should().OnlyContain(m => Equals(m.Tags["pgevents.table"], "obs_metered"));
+
+        var durations = metrics.Of("pgevents.handler.duration");
+        durations.Should().HaveCount(8, "one measurement per event");
+        durations.Should().OnlyContain(m => m.Value >= 0 && m.Value < 10);
+
+        var batches = metrics.Of("pgevents.batch.size");
+        batches.Sum(m => m.Value).Should().Be(8);
+        batches[0].Value.Should().Be(5, "the five rows of one transaction are read together");
+
+        var wakeUps = metrics.Of("pgevents.wakeups");
+        wakeUps.Should().Contain(m => Equals(m.Tags["pgevents.wakeup.source"], "notify"));
+        wakeUps.Should().NotContain(m => Equals(m.Tags["pgevents.wakeup.source"], "poll"), "the poll interval is a minute");
+        metrics.Of("pgevents.retries").Should().BeEmpty();
+    }
+
+    [Fact]
+    public async Task The_lag_gauges_report_the_consumer_once_it_has_sampled_its_lag_while_idle()
+    {
+        using var metrics = new MetricRecorder("obs_lag");
+        await using var host = await (await CreateAsync<RecordingHandler<ObservedItem>>("obs_lag")).StartAsync();
+        await InsertAsync("obs_lag", 1, 3);
+        await host.Sink.WaitForCountAsync(3, Wait);
+
+        // Lag is sampled at most every 5 s, and only while idle: poll the gauges.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (metrics.Of("pgevents.lag.events").Count == 0 || metrics.Of("pgevents.lag.seconds").Count == 0)
+        {
+            DateTime.UtcNow.Should().BeBefore(deadline, "an idle consumer samples its lag within 5 s");
+            await Task.Delay(50);
+            metrics.Observe();
+        }
+
+        metrics.Of("pgevents.lag.events").Should().OnlyContain(m => m.Value >= 0);
+        metrics.Of("pgevents.lag.seconds").Should().OnlyContain(m => m.Value >= 0);
+
+        // Caught up and idle: the gauges settle at zero once the next sample is taken.
+        deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (metrics.Of("pgevents.lag.events")[^1].Value != 0)
+        {
+            DateTime.UtcNow.Should().BeBefore(deadline, "a caught-up consumer has no lag");
+            await Task.Delay(50);
+            metrics.Observe();
+        }
+
+        metrics.Of("pgevents.lag.seconds")[^1].Value.Should().Be(0);
+    }
+
+    [Fact]
+    public async Task A_failed_attempt_is_counted_as_a_retry_and_the_event_is_counted_as_delivered_once()
+    {
+        using var metrics = new MetricRecorder("obs_retry");
+        await using var host = await (await CreateAsync<FailOnceHandler>("obs_retry",
+            services: s => s.AddSingleton(new FailOnce { FailOnceId = 2 }))).StartAsync();
+
+        await InsertAsync("obs_retry", 1, 3);
+        await host.Sink.WaitForCountAsync(3, Wait);
+        await metrics.WaitUntilAsync(m => m.Sum("pgevents.events.delivered") >= 3, "3 delivered events");
+
+        var retries = metrics.Of("pgevents.retries");
+        retries.Should().ContainSingle().Which.Value.Should().Be(1);
+        retries[0].Tags["pgevents.table"].Should().Be("obs_retry");
+        metrics.Sum("pgevents.events.delivered").Should().Be(3);
+        metrics.Of("pgevents.handler.duration").Count.Should().BeGreaterThanOrEqualTo(4, "the failed attempt is timed too");
+    }
+
+    [Fact]
+    public async Task Each_delivered_event_is_one_deliver_activity_tagged_with_consumer_table_operation_position_and_event_id()
+    {
+        using var activities = new ActivityRecorder("obs_traced");
+        await using var host = await (await CreateAsync<RecordingHandler<ObservedItem>>("obs_traced")).StartAsync();
+
+        await db.ExecuteAsync("INSERT INTO obs_traced SELECT g, 'item ' || g FROM generate_series(1, 3) g");
+        await InsertAsync("obs_traced", 4, 4);
+        await db.ExecuteAsync("UPDATE obs_traced SET label = 'changed' WHERE id = 2");
+        await host.Sink.WaitForCountAsync(5, Wait);
+        await activities.WaitForCountAsync(5);
+
+        var stopped = activities.Stopped;
+        stopped.Should().HaveCount(5);
+        stopped.Select(a => (long)a.GetTagItem("pgevents.event_id")!).Should().Equal(host.Sink.Deliveries.Select(d => d.EventId));
+        stopped.Select(a => (long)a.GetTagItem("pgevents.position")!).Should().Equal(host.Sink.Deliveries.Select(d => d.Position));
+        stopped.Select(a => (string)a.GetTagItem("pgevents.operation")!).Should().Equal("Insert", "Insert", "Insert", "Insert", "Update");
+        stopped.Should().OnlyContain(a => a.OperationName == "pgevents.deliver"
+            && a.Kind == ActivityKind.Consumer
+            && Equals(a.GetTagItem("pgevents.consumer"), "obs_traced")
+            && Equals(a.GetTagItem("pgevents.table"), "\"public\".\"obs_traced\"")
+            && a.Status != ActivityStatusCode.Error);
+    }
+
+    [Fact]
+    public async Task A_failing_attempt_is_a_deliver_activity_with_error_status_and_the_successful_retry_is_another()
+    {
+        using var activities = new ActivityRecorder("obs_traced_fail");
+        await using var host = await (await CreateAsync<FailOnceHandler>("obs_traced_fail",
+            services: s => s.AddSingleton(new FailOnce { FailOnceId = 1 }))).StartAsync();
+
+        await InsertAsync("obs_traced_fail", 1, 2);
+        await host.Sink.WaitForCountAsync(2, Wait);
+        await activities.WaitForCountAsync(3);
+
+        var stopped = activities.Stopped;
+        stopped.Should().HaveCount(3);
+        var first = host.Sink.Deliveries[0];
+        stopped[0].Status.Should().Be(ActivityStatusCode.Error);
+        stopped[0].StatusDescription.Should().Contain("first attempt on item 1 fails");
+        stopped[0].GetTagItem("pgevents.event_id").Should().Be(first.EventId);
+        stopped[1].Status.Should().NotBe(ActivityStatusCode.Error);
+        stopped[1].GetTagItem("pgevents.event_id").Should().Be(first.EventId, "the retry of the same event");
+        stopped[2].Status.Should().NotBe(ActivityStatusCode.Error);
+        stopped[2].GetTagItem("pgevents.event_id").Should().Be(host.Sink.Deliveries[1].EventId);
+    }
+
+    [Fact]
+    public async Task The_health_check_is_healthy_while_the_consumer_is_active_and_caught_up()
+    {
+        await using var host = await (await CreateAsync<RecordingHandler<ObservedItem>>("hc_healthy")).StartAsync();
+        await InsertAsync("hc_healthy", 1, 2);
+        await host.Sink.WaitForCountAsync(2, Wait);
+
+        var result = await HealthCheckOf(host).CheckHealthAsync(Context);
+
+        result.Status.Should().Be(HealthStatus.Healthy, result.Description);
+        result.Data["role"].Should().Be("active");
+        result.Data["consumer"].Should().Be("hc_healthy");
+        result.Data.Should().NotContainKey("blocked_table");
+    }
+
+    [Fact]
+    public async Task The_health_check_is_degraded_while_blocked_on_a_failing_event_and_names_the_table_and_error()
+    {
+        var health = new HealthSwitch { FailingId = 2 };
+        await using var host = await (await CreateAsync<SwitchedHandler>("hc_blocked", services: s => s.AddSingleton(health))).StartAsync();
+        var check = HealthCheckOf(host);
+        await InsertAsync("hc_blocked", 1, 3);
+
+        var result = await WaitForHealthAsync(check, HealthStatus.Degraded);
+
+        result.Description.Should().Contain("\"public\".\"hc_blocked\"").And.Contain("boom on item 2");
+        result.Data["role"].Should().Be("active");
+        result.Data["blocked_table"].Should().Be("\"public\".\"hc_blocked\"");
+        result.Data["blocked_error"].Should().Be("InvalidOperationException: boom on item 2");
+        host.Sink.Deliveries.Should().ContainSingle();
+
+        health.Failing = false;
+        await host.Sink.WaitForCountAsync(3, Wait);
+        await WaitForHealthAsync(check, HealthStatus.Healthy);
+    }
+
+    [Fact]
+    public async Task The_health_check_is_degraded_when_the_lag_exceeds_HealthCheckMaxLag()
+    {
+        var gate = new HandlerGate { HoldId = 1 };
+        await using var host = await (await CreateAsync<GatedHandler>("hc_lag",
+            o => o.HealthCheckMaxLag = TimeSpan.FromMilliseconds(1), s => s.AddSingleton(gate))).StartAsync();
+        await InsertAsync("hc_lag", 1, 2);
+        await gate.Entered.Task.WaitAsync(Wait);
+
+        // The consumer is busy with row 1, not blocked: only the lag can make it Degraded.
+        var result = await WaitForHealthAsync(HealthCheckOf(host), HealthStatus.Degraded);
+
+        result.Description.Should().Contain("lags");
+        result.Data["role"].Should().Be("active");
+        result.Data["lag_events"].Should().Be(2L);
+        result.Data.Should().NotContainKey("blocked_table");
+        var lenient = new PgEventsHealthCheck(host.Consumer, Options.Create(new PgEventsOptions { HealthCheckMaxLag = TimeSpan.FromMinutes(5) }));
+        (await lenient.CheckHealthAsync(Context)).Status.Should().Be(HealthStatus.Healthy, "the same lag is within five minutes");
+
+        gate.Release.SetResult();
+        await host.Sink.WaitForCountAsync(2, Wait);
+        await WaitForHealthAsync(HealthCheckOf(host), HealthStatus.Healthy);
+    }
+
+    [Fact]
+    public async Task The_health_check_is_unhealthy_when_the_consumer_is_not_running()
+    {
+        await using var host = await CreateAsync<RecordingHandler<ObservedItem>>("hc_stopped");
+        await host.Consumer.InstallAsync();
+        var check = HealthCheckOf(host);
+
+        var beforeStart = await check.CheckHealthAsync(Context);
+
+        beforeStart.Status.Should().Be(HealthStatus.Unhealthy);
+        beforeStart.Description.Should().Contain("not running");
+        beforeStart.Data["role"].Should().Be("stopped");
+
+        await host.StartAsync();
+        await InsertAsync("hc_stopped", 1, 1);
+        await host.Sink.WaitForCountAsync(1, Wait);
+        (await check.CheckHealthAsync(Context)).Status.Should().Be(HealthStatus.Healthy);
+        await host.StopAsync();
+
+        var afterStop = await check.CheckHealthAsync(Context);
+
+        afterStop.Status.Should().Be(HealthStatus.Unhealthy);
+        afterStop.Data["role"].Should().Be("stopped");
+    }
+}
