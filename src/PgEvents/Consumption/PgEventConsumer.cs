@@ -206,6 +206,14 @@ internal sealed class PgEventConsumer : IEventConsumer
         await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
 
         // Listen before the first read: whatever commits after this point also wakes us up.
+        // Every write on this connection (cursor, dead letters, transactional handler writes, retention)
+        // is safe to lose in a server crash: it is redone when the events are delivered again. Not
+        // waiting for the WAL flush keeps a disk sync off the delivery path.
+        await using (var asyncCommit = new NpgsqlCommand("SET synchronous_commit = off", connection))
+        {
+            await asyncCommit.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
         await AcquireLeaseAsync(connection, cancellationToken).ConfigureAwait(false);
         await using var listener = await NotificationListener.StartAsync(
             _dataSource, _options.NotificationChannel, _options.KeepAliveInterval, _wakeUp, cancellationToken).ConfigureAwait(false);

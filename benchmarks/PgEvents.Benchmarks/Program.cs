@@ -1,0 +1,66 @@
+using System.Diagnostics;
+using Npgsql;
+using PgEvents.Benchmarks;
+using PgEvents.Testing;
+
+// dotnet run --project benchmarks/PgEvents.Benchmarks -c Release -- [--quick] [--only write|latency|throughput|scale]
+var quick = args.Contains("--quick");
+var onlyIndex = Array.IndexOf(args, "--only");
+var only = onlyIndex >= 0 && onlyIndex + 1 < args.Length ? args[onlyIndex + 1] : null;
+
+// One durable server for every design: the figures are what production settings give.
+await using var server = await PostgresServer.StartAsync(new PostgresServerOptions { Durable = true });
+var report = new Report();
+var total = Stopwatch.StartNew();
+report.Line($"# PgEvents benchmark results ({(quick ? "quick" : "full")} run, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC)");
+report.Line();
+await using (var connection = new NpgsqlConnection(server.ConnectionString))
+{
+    await connection.OpenAsync();
+    var settings = new List<string>();
+    foreach (var setting in new[] { "server_version", "fsync", "synchronous_commit", "shared_buffers", "wal_level" })
+    {
+        await using var show = new NpgsqlCommand($"SHOW {setting}", connection);
+        settings.Add($"{setting}={await show.ExecuteScalarAsync()}");
+    }
+
+    report.Line($"Machine: {Environment.ProcessorCount} cores, {GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / (1L << 30)} GiB; server ({server.Kind}): {string.Join(", ", settings)}.");
+    report.Line();
+}
+
+if (only is null or "write")
+{
+    await WriteOverheadBenchmark.RunAsync(server, report, quick);
+}
+
+if (only is null or "latency")
+{
+    await LatencyBenchmark.RunAsync(server, report, quick);
+}
+
+if (only is null or "throughput")
+{
+    await CatchUpBenchmark.RunAsync(server, report, quick);
+}
+
+if (only is null or "scale")
+{
+    await ScaleBenchmark.RunAsync(server, report, quick);
+}
+
+report.Line($"Total time: {total.Elapsed.TotalMinutes:0.0} min.");
+await report.SaveAsync(Path.Combine(FindBenchmarksDirectory(), "results", quick ? "quick.md" : "latest.md"));
+
+static string FindBenchmarksDirectory()
+{
+    for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
+    {
+        var candidate = Path.Combine(directory.FullName, "benchmarks");
+        if (Directory.Exists(candidate))
+        {
+            return candidate;
+        }
+    }
+
+    return Path.Combine(Directory.GetCurrentDirectory(), "benchmarks");
+}

@@ -1,0 +1,133 @@
+using System.Diagnostics;
+using System.Globalization;
+using Npgsql;
+using PgEvents.Testing;
+
+namespace PgEvents.Benchmarks;
+
+/// <summary>
+/// Transactions per second of single-row INSERT and UPDATE transactions at 1, 4 and 16 writers, and
+/// the time of one 100k-row INSERT … SELECT, for each design, each in a fresh database on one server.
+/// Designs run back to back per concurrency so that ratios compare like with like.
+/// </summary>
+internal static class WriteOverheadBenchmark
+{
+    private static readonly string Payload = new('x', 100);
+
+    public static async Task RunAsync(PostgresServer server, Report report, bool quick)
+    {
+        var duration = TimeSpan.FromSeconds(quick ? 2 : 6);
+        int[] concurrencies = [1, 4, 16];
+        report.Line("## 1. Write overhead");
+        report.Line();
+        report.Line($"Single-row autocommit transactions, {duration.TotalSeconds:0} s per cell after a 1 s warm-up, ~100 B payload.");
+        report.Line();
+
+        foreach (var operation in new[] { "INSERT", "UPDATE" })
+        {
+            var results = new Dictionary<(Design, int), double>();
+            foreach (var writers in concurrencies)
+            {
+                foreach (var design in Designs.All)
+                {
+                    var connectionString = await PrepareAsync(server, design);
+                    results[(design, writers)] = await MeasureAsync(connectionString, operation, writers, duration);
+                    await server.DropDatabaseAsync(connectionString);
+                }
+            }
+
+            report.Line($"### {operation} transactions/s");
+            report.Line();
+            report.Table(
+                ["writers", .. Designs.All.Select(Designs.Label), "pgevents / (a)", "pgevents / plain"],
+                concurrencies.Select(w => (string[])[
+                    w.ToString(CultureInfo.InvariantCulture),
+                    .. Designs.All.Select(d => results[(d, w)].ToString("N0", CultureInfo.InvariantCulture)),
+                    (results[(Design.PgEvents, w)] / results[(Design.NotifyRow, w)]).ToString("0.00", CultureInfo.InvariantCulture),
+                    (results[(Design.PgEvents, w)] / results[(Design.Plain, w)]).ToString("0.00", CultureInfo.InvariantCulture),
+                ]));
+        }
+
+        var bulk = new Dictionary<Design, double>();
+        foreach (var design in Designs.All)
+        {
+            var best = double.MaxValue;
+            for (var run = 0; run < 2; run++)
+            {
+                var connectionString = await PrepareAsync(server, design, seedRows: 0);
+                await using var dataSource = NpgsqlDataSource.Create(connectionString);
+                var watch = Stopwatch.StartNew();
+                await Designs.ExecuteAsync(dataSource, "INSERT INTO bench SELECT g, repeat('x', 100), 0 FROM generate_series(1, 100000) g");
+                best = Math.Min(best, watch.Elapsed.TotalMilliseconds);
+                await server.DropDatabaseAsync(connectionString);
+            }
+
+            bulk[design] = best;
+        }
+
+        report.Line("### One 100k-row INSERT … SELECT (best of 2)");
+        report.Line();
+        report.Table(
+            ["design", "ms", "÷ plain"],
+            Designs.All.Select(d => (string[])[
+                Designs.Label(d),
+                bulk[d].ToString("N0", CultureInfo.InvariantCulture),
+                (bulk[d] / bulk[Design.Plain]).ToString("0.00", CultureInfo.InvariantCulture),
+            ]));
+    }
+
+    private static async Task<string> PrepareAsync(PostgresServer server, Design design, int seedRows = 10_000)
+    {
+        var connectionString = await server.CreateDatabaseAsync("write_" + design);
+        await Designs.CreateAsync(connectionString, design);
+        if (seedRows > 0)
+        {
+            await using var dataSource = NpgsqlDataSource.Create(connectionString);
+            await Designs.ExecuteAsync(dataSource, $"INSERT INTO bench SELECT -g, repeat('s', 100), 0 FROM generate_series(1, {seedRows}) g;\nVACUUM ANALYZE bench");
+        }
+
+        return new NpgsqlConnectionStringBuilder(connectionString) { MaxAutoPrepare = 10, MaxPoolSize = 64 }.ConnectionString;
+    }
+
+    private static async Task<double> MeasureAsync(string connectionString, string operation, int writers, TimeSpan duration)
+    {
+        var nextId = 0L;
+        var committed = 0L;
+        var measuring = false;
+        using var stop = new CancellationTokenSource();
+
+        async Task WriterAsync(int writer)
+        {
+            var random = new Random(writer);
+            await using var connection = new NpgsqlConnection(connectionString);
+            await connection.OpenAsync();
+            await using var command = operation == "INSERT"
+                ? new NpgsqlCommand("INSERT INTO bench (id, payload, started) VALUES (@id, @payload, 0)", connection)
+                : new NpgsqlCommand("UPDATE bench SET payload = @payload, updated_at = now() WHERE id = @id", connection);
+            var id = new NpgsqlParameter<long>("id", 0L); command.Parameters.Add(id);
+            var payload = new NpgsqlParameter<string>("payload", Payload); command.Parameters.Add(payload);
+            while (!stop.IsCancellationRequested)
+            {
+                id.TypedValue = operation == "INSERT" ? Interlocked.Increment(ref nextId) : -random.Next(1, 10_001);
+                payload.TypedValue = operation == "INSERT" ? Payload : Payload[..90] + random.Next(1_000_000_000).ToString("D10", CultureInfo.InvariantCulture);
+                await command.ExecuteNonQueryAsync();
+                if (Volatile.Read(ref measuring))
+                {
+                    Interlocked.Increment(ref committed);
+                }
+            }
+        }
+
+        var tasks = Enumerable.Range(0, writers).Select(w => Task.Run(() => WriterAsync(w))).ToArray();
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        Volatile.Write(ref measuring, true);
+        var watch = Stopwatch.StartNew();
+        await Task.Delay(duration);
+        Volatile.Write(ref measuring, false);
+        var elapsed = watch.Elapsed.TotalSeconds;
+        var count = Interlocked.Read(ref committed);
+        await stop.CancelAsync();
+        await Task.WhenAll(tasks);
+        return count / elapsed;
+    }
+}
