@@ -177,8 +177,11 @@ internal sealed class PgEventConsumer : IEventConsumer
         await using var command = new NpgsqlCommand(
             $"""
             SELECT (SELECT coalesce(max(position), 0) FROM {_settings.Qualify("transactions")}),
-                   (SELECT count(*) FROM {_settings.Qualify("events")} e JOIN {_settings.Qualify("transactions")} t ON t.xid = e.xid
-                     WHERE t.position > @position OR (t.position = @position AND e.event_id > @event_id)),
+                   (SELECT count(*) FROM {_settings.Qualify("transactions")} t JOIN {_settings.Qualify("events")} e ON e.xid = t.xid
+                     WHERE t.position > @position)
+                   + (SELECT count(*) FROM {_settings.Qualify("events")} e
+                       WHERE e.xid = (SELECT xid FROM {_settings.Qualify("transactions")} WHERE position = @position)
+                         AND e.event_id > @event_id),
                    (SELECT extract(epoch FROM now() - committed_at)::float8 FROM {_settings.Qualify("transactions")}
                      WHERE position > @position ORDER BY position LIMIT 1)
             """, connection);
