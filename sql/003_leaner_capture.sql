@@ -84,3 +84,44 @@ BEGIN
     RETURN NULL;
 END
 $fn$;
+
+-- Tracking an already tracked table changes nothing and takes no lock: CREATE TRIGGER needs a
+-- SHARE ROW EXCLUSIVE lock on the table, which would wait for open writers and make every later
+-- writer wait behind it, each time a consumer starts.
+CREATE OR REPLACE FUNCTION __SCHEMA__.track_table(p_table regclass) RETURNS void
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_prefix text;
+    v_schema text;
+    v_kind "char";
+BEGIN
+    SELECT relkind INTO v_kind FROM pg_class WHERE oid = p_table;
+    IF v_kind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION 'PgEvents can only track ordinary or partitioned tables; % is not one', p_table
+            USING ERRCODE = 'wrong_object_type';
+    END IF;
+    SELECT trigger_prefix, schema_name INTO v_prefix, v_schema FROM __SCHEMA__.settings;
+    IF (SELECT count(*) FROM pg_trigger t
+         WHERE t.tgrelid = p_table AND NOT t.tgisinternal
+           AND (t.tgname, t.tgfoid) IN (
+                (v_prefix || '_insert', '__SCHEMA__.capture_insert'::regproc::oid),
+                (v_prefix || '_update', '__SCHEMA__.capture_update'::regproc::oid),
+                (v_prefix || '_delete', '__SCHEMA__.capture_delete'::regproc::oid),
+                (v_prefix || '_truncate', '__SCHEMA__.capture_truncate'::regproc::oid))) = 4 THEN
+        RETURN;
+    END IF;
+    PERFORM __SCHEMA__.untrack_table(p_table);
+    EXECUTE format(
+        'CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS pgevents_new_rows '
+        'FOR EACH STATEMENT EXECUTE FUNCTION %I.capture_insert()', v_prefix || '_insert', p_table, v_schema);
+    EXECUTE format(
+        'CREATE TRIGGER %I AFTER UPDATE ON %s FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*) '
+        'EXECUTE FUNCTION %I.capture_update()', v_prefix || '_update', p_table, v_schema);
+    EXECUTE format(
+        'CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS pgevents_old_rows '
+        'FOR EACH STATEMENT EXECUTE FUNCTION %I.capture_delete()', v_prefix || '_delete', p_table, v_schema);
+    EXECUTE format(
+        'CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %I.capture_truncate()',
+        v_prefix || '_truncate', p_table, v_schema);
+END
+$fn$;

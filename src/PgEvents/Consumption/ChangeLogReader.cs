@@ -27,20 +27,21 @@ internal sealed class ChangeLogReader
         _logger = logger ?? NullLogger.Instance;
 
         // The lateral join walks transactions in position order and each one's events in id order,
-        // so a read costs O(limit) whatever the size of the log.
+        // so a read costs O(limit) whatever the size of the log. The snapshot comes from the same
+        // statement, hence the same snapshot as the rows: the hole rule compares what is visible
+        // with what was still running at that very moment.
         _sql =
             $"""
-            SELECT pg_snapshot_xmin(s)::text, pg_snapshot_xmax(s)::text,
-                   ARRAY(SELECT x::text FROM pg_snapshot_xip(s) AS x)
-              FROM pg_current_snapshot() AS s;
+            WITH snap AS MATERIALIZED (SELECT pg_current_snapshot()::text AS snapshot)
             SELECT t.position, e.event_id, e.xid::text, e.schema_name, e.table_name, e.operation,
-                   e.row_data::text, e.old_row_data::text, e.captured_at, t.committed_at
+                   e.row_data::text, e.old_row_data::text, e.captured_at, t.committed_at, snap.snapshot
               FROM (SELECT xid, position, committed_at FROM {_settings.Qualify("transactions")}
                      WHERE position >= @position ORDER BY position LIMIT @limit) AS t
              CROSS JOIN LATERAL (
                     SELECT * FROM {_settings.Qualify("events")} AS ev
                      WHERE ev.xid = t.xid AND (t.position > @position OR ev.event_id > @event_id)
                      ORDER BY ev.event_id LIMIT @limit) AS e
+             CROSS JOIN snap
              ORDER BY t.position, e.event_id
              LIMIT @limit
             """;
@@ -58,49 +59,33 @@ internal sealed class ChangeLogReader
             _hole = null;
         }
 
-        SnapshotState snapshot;
         var rows = new List<CapturedEvent>();
-
-        // Both queries must see the same snapshot: the hole rule compares what is visible with what
-        // was still running at that very moment.
-        await using (var transaction = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, cancellationToken).ConfigureAwait(false))
+        string? snapshotText = null;
+        await using (var command = new NpgsqlCommand(_sql, connection))
         {
-            await using var batch = new NpgsqlBatch(connection, transaction);
-            batch.BatchCommands.Add(new NpgsqlBatchCommand(_sql[.._sql.IndexOf(';', StringComparison.Ordinal)]));
-            var read = new NpgsqlBatchCommand(_sql[(_sql.IndexOf(';', StringComparison.Ordinal) + 1)..]);
-            read.Parameters.AddWithValue("position", after.Position);
-            read.Parameters.AddWithValue("event_id", after.EventId);
-            read.Parameters.AddWithValue("limit", limit);
-            batch.BatchCommands.Add(read);
-
-            await using (var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+            command.Parameters.AddWithValue("position", after.Position);
+            command.Parameters.AddWithValue("event_id", after.EventId);
+            command.Parameters.AddWithValue("limit", limit);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
-                await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
-                snapshot = new SnapshotState(
-                    ParseXid(reader.GetString(0)),
-                    ParseXid(reader.GetString(1)),
-                    reader.GetFieldValue<string[]>(2).Select(ParseXid).ToHashSet());
-
-                await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
-                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-                {
-                    rows.Add(new CapturedEvent(
-                        Position: reader.GetInt64(0),
-                        EventId: reader.GetInt64(1),
-                        TransactionId: ParseXid(reader.GetString(2)),
-                        Schema: reader.GetString(3),
-                        Table: reader.GetString(4),
-                        Kind: ParseKind(reader.GetString(5)),
-                        RowJson: reader.IsDBNull(6) ? null : reader.GetString(6),
-                        OldRowJson: reader.IsDBNull(7) ? null : reader.GetString(7),
-                        CapturedAt: reader.GetFieldValue<DateTimeOffset>(8),
-                        CommittedAt: reader.GetFieldValue<DateTimeOffset>(9)));
-                }
+                snapshotText ??= reader.GetString(10);
+                rows.Add(new CapturedEvent(
+                    Position: reader.GetInt64(0),
+                    EventId: reader.GetInt64(1),
+                    TransactionId: ParseXid(reader.GetString(2)),
+                    Schema: reader.GetString(3),
+                    Table: reader.GetString(4),
+                    Kind: ParseKind(reader.GetString(5)),
+                    RowJson: reader.IsDBNull(6) ? null : reader.GetString(6),
+                    OldRowJson: reader.IsDBNull(7) ? null : reader.GetString(7),
+                    CapturedAt: reader.GetFieldValue<DateTimeOffset>(8),
+                    CommittedAt: reader.GetFieldValue<DateTimeOffset>(9)));
             }
-
-            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         }
 
+        // No rows, no hole: the snapshot only matters when something after a gap is visible.
+        var snapshot = snapshotText is null ? SnapshotState.Empty : SnapshotState.Parse(snapshotText);
         var holeBefore = _hole;
         var result = TakeContiguous(after, rows, snapshot, rows.Count == limit);
         if (_hole is not null && !ReferenceEquals(_hole, holeBefore) && _hole.Blockers.Count > 0)

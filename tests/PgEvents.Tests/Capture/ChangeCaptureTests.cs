@@ -226,6 +226,25 @@ public sealed class ChangeCaptureTests(DatabaseFixture db) : IClassFixture<Datab
         await drain.DrainAsync();
     }
 
+    [Fact]
+    public async Task Tracking_an_already_tracked_table_takes_no_lock_so_it_does_not_wait_for_open_writers()
+    {
+        var (_, table) = await TrackedTableAsync("busy_table");
+        await using var writer = await db.DataSource.OpenConnectionAsync();
+        await using var open = await writer.BeginTransactionAsync();
+        await using (var insert = new NpgsqlCommand($"INSERT INTO {table} VALUES (1, 'held open')", writer, open))
+        {
+            await insert.ExecuteNonQueryAsync();
+        }
+
+        // Any lock request on the table would wait for the open writer; fail fast instead of hanging.
+        await using var impatient = NpgsqlDataSource.Create(db.ConnectionString + ";Options=-c lock_timeout=2000");
+        var track = () => new PgEventsSchema(impatient).TrackTableAsync(table);
+
+        await track.Should().NotThrowAsync("the triggers are already in place");
+        await open.RollbackAsync();
+    }
+
     private static string Json(string? json) =>
         JsonSerializer.Serialize(JsonDocument.Parse(json ?? "null").RootElement);
 }
