@@ -1,283 +1,229 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 using PgEvents.Testing;
 
 namespace PgEvents.Benchmarks;
 
-/// <summary>How a change reaches its receiver in each design.</summary>
-internal enum ReceiverKind
-{
-    /// <summary>A PgEvents consumer with a handler that notes the arrival time.</summary>
-    PgEvents,
-
-    /// <summary>Baseline (a): a LISTEN connection receiving the row as the notification payload.</summary>
-    NotifyRow,
-
-    /// <summary>Baseline (b): the outbox polled by id every second.</summary>
-    PollEvery1s,
-
-    /// <summary>Baseline (b): the outbox polled by id every 100 ms.</summary>
-    PollEvery100ms,
-}
-
-/// <summary>One latency measurement.</summary>
-/// <param name="Latency">Commit-to-handler milliseconds of the measured rows.</param>
-/// <param name="Writes">What the paced writers achieved.</param>
-/// <param name="Missed">Rows committed but never seen by the receiver before it was stopped.</param>
-internal sealed record LatencyResult(LatencySummary Latency, PacedResult Writes, long Missed);
-
 /// <summary>
-/// Commit-to-handler latency at steady write rates. The clock starts with
-/// <see cref="Stopwatch.GetTimestamp"/> taken just before the writer sends its autocommit INSERT
-/// (the value is stored in the row's <c>started</c> column, so the commit itself is inside the
-/// measurement) and stops when the receiver has the row: in the PgEvents handler, in the LISTEN
-/// callback of (a), or when the poller of (b) has read it.
+/// Commit-to-handler latency at steady write rates. The clock starts just before the writer sends
+/// its autocommit INSERT (the timestamp travels in the row) and stops when the consumer's handler
+/// (or the LISTEN callback, or the poller) sees the row, so commit time is included.
 /// </summary>
 internal static class LatencyBenchmark
 {
-    /// <summary>Measured rows get ids from here on; warm-up rows stay below and are ignored.</summary>
-    private const long MeasuredIdOffset = 1_000_000_000;
+    private const int Writers = 4;
+    private const int IdleRate = 20;
 
-    public static string Payload100 { get; } = new('x', 100);
-
-    public static async Task RunAsync(PostgresServer server, MarkdownReport report, BenchmarkProfile profile)
+    private enum Receiver
     {
-        report.Heading("## 2. Latency, commit to handler");
-        report.Paragraph(
-            $"Paced single-row autocommit INSERTs (~100 B payload; token bucket on a 1 ms timer; {profile.LatencyWriters} writer connections, " +
-            $"one for the idle row). Idle = {profile.IdleRate} events/s for {profile.IdleDuration.TotalSeconds:0} s, so every event finds the receiver waiting; " +
-            $"other rates run {profile.LatencyDuration.TotalSeconds:0} s after {profile.LatencyWarmUp.TotalSeconds:0} s of warm-up traffic that is not counted. " +
-            "Each cell in a fresh database, the four receivers back to back. Milliseconds; p99.9 of fewer than 1,000 samples is the maximum. " +
-            $"{EnvironmentInfo.LoadNote(server)} at start.");
+        PgEvents,
+        NotifyRow,
+        PollEvery1s,
+        PollEvery100ms,
+    }
 
-        var cells = new List<(string Label, int Rate, int Writers, TimeSpan Duration)>
+    public static async Task RunAsync(PostgresServer server, Report report, bool quick)
+    {
+        // 20 events/s from one writer is the idle case: every event finds the consumer waiting.
+        int[] rates = quick ? [IdleRate, 200, 1000] : [IdleRate, 200, 1000, 5000];
+        var duration = TimeSpan.FromSeconds(quick ? 2 : 5);
+        report.Line("## 2. Latency, commit to handler");
+        report.Line();
+        report.Line($"Paced single-row INSERTs from {Writers} connections (one at {IdleRate}/s, the idle case) for {duration.TotalSeconds:0} s per cell after 1 s of warm-up; milliseconds.");
+        report.Line();
+        var rows = new List<string[]>();
+        foreach (var rate in rates)
         {
-            ($"{profile.IdleRate} (idle)", profile.IdleRate, 1, profile.IdleDuration),
-        };
-        cells.AddRange(profile.Rates.Select(r => (Fmt.Int(r), r, profile.LatencyWriters, profile.LatencyDuration)));
-
-        var rows = new List<IReadOnlyList<string>>();
-        foreach (var (label, rate, writers, duration) in cells)
-        {
-            foreach (var receiver in Enum.GetValues<ReceiverKind>())
+            foreach (var receiver in Enum.GetValues<Receiver>())
             {
-                report.Progress($"latency {label}/s {Label(receiver)}");
-                var result = await MeasureInFreshDatabaseAsync(server, receiver, rate, writers, profile.LatencyWarmUp, duration, Payload100);
+                var (samples, achieved) = await MeasureAsync(server, receiver, rate, rate == IdleRate ? duration * 5 : duration);
                 rows.Add([
-                    label, Label(receiver), Fmt.N0(result.Writes.Achieved), Fmt.N0(result.Latency.Count),
-                    Fmt.Ms(result.Latency.P50), Fmt.Ms(result.Latency.P99), Fmt.Ms(result.Latency.P999), Fmt.Ms(result.Latency.Max),
-                    Fmt.N0(result.Missed),
+                    rate.ToString(CultureInfo.InvariantCulture),
+                    Label(receiver),
+                    achieved.ToString("N0", CultureInfo.InvariantCulture),
+                    Format(Percentiles.Of(samples, 50)),
+                    Format(Percentiles.Of(samples, 99)),
+                    Format(Percentiles.Of(samples, 99.9)),
                 ]);
             }
         }
 
-        report.Table(["target events/s", "receiver", "achieved events/s", "samples", "p50", "p99", "p99.9", "max", "never received"], rows);
-        report.Paragraph(
-            "An achieved rate below the target means the writers could not commit that fast (each waits for its own durable commit), " +
-            "not that the receiver fell behind; the receiver's lag shows in the percentiles. \"never received\" counts committed rows the " +
-            "receiver had not seen when it was stopped (baseline (b) skips rows whose id was taken by a transaction that committed after a " +
-            "higher id had already been read).");
+        report.Table(["target events/s", "receiver", "achieved events/s", "p50", "p99", "p99.9"], rows);
     }
 
-    public static string Label(ReceiverKind receiver) => receiver switch
+    private static string Label(Receiver receiver) => receiver switch
     {
-        ReceiverKind.PgEvents => "pgevents",
-        ReceiverKind.NotifyRow => "(a) notify-row",
-        ReceiverKind.PollEvery1s => "(b) poll 1 s",
-        ReceiverKind.PollEvery100ms => "(b) poll 100 ms",
-        _ => throw new ArgumentOutOfRangeException(nameof(receiver)),
+        Receiver.PgEvents => "pgevents",
+        Receiver.NotifyRow => "(a) notify-row",
+        Receiver.PollEvery1s => "(b) poll 1 s",
+        _ => "(b) poll 100 ms",
     };
 
-    public static async Task<LatencyResult> MeasureInFreshDatabaseAsync(
-        PostgresServer server, ReceiverKind receiver, int rate, int writers, TimeSpan warmUp, TimeSpan duration, string payload)
+    private static string Format(double value) => double.IsNaN(value) ? "-" : value.ToString("0.0", CultureInfo.InvariantCulture);
+
+    private static async Task<(IReadOnlyCollection<double> Samples, double Achieved)> MeasureAsync(
+        PostgresServer server, Receiver receiver, int rate, TimeSpan duration)
     {
         var design = receiver switch
         {
-            ReceiverKind.PgEvents => Design.PgEvents,
-            ReceiverKind.NotifyRow => Design.NotifyRow,
+            Receiver.PgEvents => Design.PgEvents,
+            Receiver.NotifyRow => Design.NotifyRow,
             _ => Design.EventTable,
         };
         var connectionString = await server.CreateDatabaseAsync("latency_" + receiver);
-        try
-        {
-            await Designs.CreateAsync(connectionString, design);
-            return await MeasureAsync(connectionString, receiver, rate, writers, warmUp, duration, payload, firstId: 1);
-        }
-        finally
-        {
-            await server.DropDatabaseAsync(connectionString);
-        }
-    }
-
-    /// <summary>
-    /// Measures on a database already set up for the receiver's design. For PgEvents the consumer
-    /// is named <c>latency</c>, so a caller may position its cursor beforehand.
-    /// </summary>
-    public static async Task<LatencyResult> MeasureAsync(
-        string connectionString, ReceiverKind receiver, int rate, int writers, TimeSpan warmUp, TimeSpan duration, string payload, long firstId)
-    {
+        await Designs.CreateAsync(connectionString, design);
         var recorder = new LatencyRecorder();
-        var measuredFrom = firstId + MeasuredIdOffset;
-        recorder.Reset(measuredFrom);
-        await using var receiving = await StartReceiverAsync(receiver, connectionString, recorder);
+        using var stopReceiving = new CancellationTokenSource();
+        await using var receiving = await StartReceiverAsync(receiver, connectionString, recorder, stopReceiving.Token);
 
-        // Warm-up traffic JIT-compiles every path and fills caches and plans on both sides.
-        if (warmUp > TimeSpan.Zero)
-        {
-            var warm = await PacedWriter.RunAsync(connectionString, rate, writers, warmUp, firstId, payload);
-            await WaitForAsync(() => recorder.Seen, warm.Sent, StallTimeout(receiver));
-        }
-
-        var writes = await PacedWriter.RunAsync(connectionString, rate, writers, duration, measuredFrom, payload);
-        await WaitForAsync(() => recorder.Received, writes.Sent, StallTimeout(receiver));
-        var samples = recorder.Snapshot();
-        return new LatencyResult(Percentiles.Summarize(samples), writes, Math.Max(0, writes.Sent - samples.Length));
-    }
-
-    /// <summary>How long a receiver may make no progress before the rest counts as never received.</summary>
-    private static TimeSpan StallTimeout(ReceiverKind receiver) =>
-        receiver == ReceiverKind.PollEvery1s ? TimeSpan.FromSeconds(4) : TimeSpan.FromSeconds(3);
-
-    private static async Task WaitForAsync(Func<long> progress, long expected, TimeSpan stallTimeout)
-    {
-        var last = progress();
-        var stalled = Stopwatch.StartNew();
-        while (last < expected && stalled.Elapsed < stallTimeout)
+        // One second of traffic first, not counted: JIT, caches and plans warm up in every receiver.
+        await WriteAtRateAsync(connectionString, rate, TimeSpan.FromSeconds(1), idOffset: 0);
+        var warmUp = Stopwatch.StartNew();
+        while (recorder.Received < rate * 0.9 && warmUp.Elapsed < TimeSpan.FromSeconds(10))
         {
             await Task.Delay(10);
-            var now = progress();
-            if (now != last)
-            {
-                last = now;
-                stalled.Restart();
-            }
         }
+
+        recorder.Clear();
+        var sent = await WriteAtRateAsync(connectionString, rate, duration, idOffset: 10_000_000);
+        var deadline = Stopwatch.StartNew();
+        while (recorder.Received < sent && deadline.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            await Task.Delay(10);
+        }
+
+        await stopReceiving.CancelAsync();
+        await server.DropDatabaseAsync(connectionString);
+        return (recorder.Samples, sent / duration.TotalSeconds);
     }
 
-    private static async Task<IAsyncDisposable> StartReceiverAsync(ReceiverKind receiver, string connectionString, LatencyRecorder recorder)
+    private static async Task<IAsyncDisposable> StartReceiverAsync(Receiver receiver, string connectionString, LatencyRecorder recorder, CancellationToken stop)
     {
         switch (receiver)
         {
-            case ReceiverKind.PgEvents:
-                var host = ConsumerHost.Create<LatencyHandler, LatencyRecorder>(connectionString, "latency", tables: 1, recorder);
-                await host.Consumer.InstallAsync();
-                host.Start();
-                await host.WaitActiveAsync(TimeSpan.FromSeconds(30));
-                return host;
-
-            case ReceiverKind.NotifyRow:
-                return await NotifyRowReceiver.StartAsync(connectionString, recorder);
-
-            default:
-                return OutboxPoller.Start(connectionString, recorder,
-                    receiver == ReceiverKind.PollEvery1s ? TimeSpan.FromSeconds(1) : TimeSpan.FromMilliseconds(100));
-        }
-    }
-
-    /// <summary>Baseline (a): the row arrives inside the notification.</summary>
-    private sealed class NotifyRowReceiver : IAsyncDisposable
-    {
-        private readonly NpgsqlConnection _connection;
-        private readonly CancellationTokenSource _stop = new();
-        private Task _waiting = Task.CompletedTask;
-
-        private NotifyRowReceiver(NpgsqlConnection connection) => _connection = connection;
-
-        public static async Task<NotifyRowReceiver> StartAsync(string connectionString, LatencyRecorder recorder)
-        {
-            var connection = new NpgsqlConnection(connectionString);
-            await connection.OpenAsync();
-            connection.Notification += (_, e) =>
-            {
-                using var row = JsonDocument.Parse(e.Payload);
-                recorder.Record(row.RootElement.GetProperty("id").GetInt64(), row.RootElement.GetProperty("started").GetInt64());
-            };
-            await Designs.ExecuteAsync(connection, "LISTEN " + Designs.Quote(Designs.NotifyChannel));
-            var receiver = new NotifyRowReceiver(connection);
-            receiver._waiting = Task.Run(receiver.WaitLoopAsync);
-            return receiver;
-        }
-
-        private async Task WaitLoopAsync()
-        {
-            try
-            {
-                while (true)
+            case Receiver.PgEvents:
+                var services = new ServiceCollection();
+                services.AddSingleton(recorder);
+                services.AddPgEvents(o => { o.ConnectionString = connectionString; o.ConsumerName = "latency"; })
+                    .AddHandler<BenchRow, RecordingBenchHandler>("bench");
+                var provider = services.BuildServiceProvider();
+                var consumer = provider.GetRequiredService<IEventConsumer>();
+                await consumer.InstallAsync(stop);
+                var run = Task.Run(() => consumer.RunAsync(stop), CancellationToken.None);
+                await WaitActiveAsync(consumer);
+                return new Stopper(async () => { await run; await provider.DisposeAsync(); });
+            case Receiver.NotifyRow:
+                var listener = new NpgsqlConnection(connectionString);
+                await listener.OpenAsync(stop);
+                listener.Notification += (_, e) => recorder.Record(JsonDocument.Parse(e.Payload).RootElement.GetProperty("started").GetInt64());
+                await using (var listen = new NpgsqlCommand("LISTEN bench_a", listener))
                 {
-                    await _connection.WaitAsync(_stop.Token);
+                    await listen.ExecuteNonQueryAsync(stop);
                 }
-            }
-            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
-            {
-            }
-        }
 
-        public async ValueTask DisposeAsync()
-        {
-            await _stop.CancelAsync();
-            await _waiting;
-            await _connection.DisposeAsync();
-            _stop.Dispose();
-        }
-    }
-
-    /// <summary>Baseline (b): the classic outbox reader, by id, sleeping between polls that found less than a page.</summary>
-    private sealed class OutboxPoller : IAsyncDisposable
-    {
-        private const int PageSize = 1000;
-        private readonly CancellationTokenSource _stop = new();
-        private Task _polling = Task.CompletedTask;
-
-        public static OutboxPoller Start(string connectionString, LatencyRecorder recorder, TimeSpan interval)
-        {
-            var poller = new OutboxPoller();
-            poller._polling = Task.Run(() => poller.PollAsync(connectionString, recorder, interval));
-            return poller;
-        }
-
-        private async Task PollAsync(string connectionString, LatencyRecorder recorder, TimeSpan interval)
-        {
-            try
-            {
-                await using var connection = new NpgsqlConnection(connectionString);
-                await connection.OpenAsync(_stop.Token);
-                await using var read = new NpgsqlCommand(
-                    "SELECT id, (row_data->>'id')::bigint, (row_data->>'started')::bigint FROM \"outbox\" WHERE id > $1 ORDER BY id LIMIT $2",
-                    connection);
-                var last = new NpgsqlParameter<long> { TypedValue = 0 };
-                read.Parameters.Add(last);
-                read.Parameters.Add(new NpgsqlParameter<int> { TypedValue = PageSize });
-                await read.PrepareAsync(_stop.Token);
-                while (!_stop.IsCancellationRequested)
+                var waiting = Task.Run(async () =>
                 {
-                    var got = 0;
-                    await using (var reader = await read.ExecuteReaderAsync(_stop.Token))
+                    try
                     {
-                        while (await reader.ReadAsync(_stop.Token))
+                        while (true)
                         {
-                            last.TypedValue = reader.GetInt64(0);
-                            recorder.Record(reader.GetInt64(1), reader.GetInt64(2));
-                            got++;
+                            await listener.WaitAsync(stop);
                         }
                     }
-
-                    if (got < PageSize)
+                    catch (OperationCanceledException)
                     {
-                        await Task.Delay(interval, _stop.Token);
+                    }
+                }, CancellationToken.None);
+                return new Stopper(async () => { await waiting; await listener.DisposeAsync(); });
+            default:
+                var interval = receiver == Receiver.PollEvery1s ? TimeSpan.FromSeconds(1) : TimeSpan.FromMilliseconds(100);
+                var polling = Task.Run(() => PollAsync(connectionString, interval, recorder, stop), CancellationToken.None);
+                return new Stopper(async () => await polling);
+        }
+    }
+
+    private static async Task PollAsync(string connectionString, TimeSpan interval, LatencyRecorder recorder, CancellationToken stop)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync(stop);
+        await using var read = new NpgsqlCommand(
+            "SELECT id, (row_data->>'started')::bigint FROM outbox WHERE id > @last ORDER BY id LIMIT 5000", connection);
+        var last = new NpgsqlParameter<long>("last", 0L); read.Parameters.Add(last);
+        try
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                var got = 0;
+                await using (var reader = await read.ExecuteReaderAsync(stop))
+                {
+                    while (await reader.ReadAsync(stop))
+                    {
+                        last.TypedValue = reader.GetInt64(0);
+                        recorder.Record(reader.GetInt64(1));
+                        got++;
                     }
                 }
+
+                if (got < 5000)
+                {
+                    await Task.Delay(interval, stop);
+                }
             }
-            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    /// <summary>Sends at a fixed rate; a writer that falls behind sends at once rather than skipping.</summary>
+    private static async Task<long> WriteAtRateAsync(string connectionString, int rate, TimeSpan duration, long idOffset)
+    {
+        var nextId = 0L;
+        var writers = rate == IdleRate ? 1 : Writers;
+        var perWriterInterval = TimeSpan.FromSeconds(writers / (double)rate);
+
+        async Task WriterAsync(int writer)
+        {
+            await using var connection = new NpgsqlConnection(connectionString);
+            await connection.OpenAsync();
+            await using var insert = new NpgsqlCommand("INSERT INTO bench (id, payload, started) VALUES (@id, @payload, @started)", connection);
+            var id = new NpgsqlParameter<long>("id", 0L); insert.Parameters.Add(id);
+            insert.Parameters.Add(new NpgsqlParameter<string>("payload", new string('x', 100)));
+            var started = new NpgsqlParameter<long>("started", 0L); insert.Parameters.Add(started);
+            var clock = Stopwatch.StartNew();
+            var due = TimeSpan.FromTicks(perWriterInterval.Ticks * writer / writers);
+            while (clock.Elapsed < duration)
             {
+                var wait = due - clock.Elapsed;
+                if (wait > TimeSpan.FromMilliseconds(1))
+                {
+                    await Task.Delay(wait);
+                }
+
+                id.TypedValue = idOffset + Interlocked.Increment(ref nextId);
+                started.TypedValue = Stopwatch.GetTimestamp();
+                await insert.ExecuteNonQueryAsync();
+                due += perWriterInterval;
             }
         }
 
-        public async ValueTask DisposeAsync()
+        await Task.WhenAll(Enumerable.Range(0, writers).Select(w => Task.Run(() => WriterAsync(w))));
+        return Interlocked.Read(ref nextId);
+    }
+
+    internal static async Task WaitActiveAsync(IEventConsumer consumer)
+    {
+        while (!(await consumer.GetStatusAsync()).IsActive)
         {
-            await _stop.CancelAsync();
-            await _polling;
-            _stop.Dispose();
+            await Task.Delay(10);
         }
+    }
+
+    private sealed class Stopper(Func<Task> stop) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync() => await stop();
     }
 }

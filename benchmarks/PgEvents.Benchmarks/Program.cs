@@ -1,69 +1,67 @@
 using System.Diagnostics;
+using Npgsql;
 using PgEvents.Benchmarks;
 using PgEvents.Testing;
 
 // dotnet run --project benchmarks/PgEvents.Benchmarks -c Release -- [--quick] [--only write|latency|throughput|scale]
-string[] scenarios = ["write", "latency", "throughput", "scale"];
 var quick = args.Contains("--quick");
-string? only = null;
-for (var i = 0; i < args.Length; i++)
-{
-    if (args[i] == "--only" && i + 1 < args.Length && scenarios.Contains(args[i + 1]))
-    {
-        only = args[++i];
-    }
-    else if (args[i] != "--quick")
-    {
-        await Console.Error.WriteLineAsync($"Unknown argument '{args[i]}'. Usage: [--quick] [--only {string.Join('|', scenarios)}]");
-        return 2;
-    }
-}
+var onlyIndex = Array.IndexOf(args, "--only");
+var only = onlyIndex >= 0 && onlyIndex + 1 < args.Length ? args[onlyIndex + 1] : null;
 
-var profile = quick ? BenchmarkProfile.QuickProfile : BenchmarkProfile.Full;
-var report = new MarkdownReport();
+// One durable server for every design: the figures are what production settings give.
+await using var server = await PostgresServer.StartAsync(new PostgresServerOptions { Durable = true });
+var report = new Report();
 var total = Stopwatch.StartNew();
-
-// One server for the whole run, so every design is measured with the same settings; durable,
-// because commit cost is what production pays.
-report.Progress("starting PostgreSQL (durable)");
-await using var server = await PostgresServer.StartAsync(new PostgresServerOptions { Durable = true, AllowDocker = false });
-
-report.Heading($"# PgEvents benchmark results ({(quick ? "quick" : "full")} run{(only is null ? string.Empty : ", only " + only)}, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC)");
-await EnvironmentInfo.ReportAsync(report, server, profile);
-
-var failed = false;
-foreach (var (name, run) in new (string, Func<PostgresServer, MarkdownReport, BenchmarkProfile, Task>)[]
+report.Line($"# PgEvents benchmark results ({(quick ? "quick" : "full")} run, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC)");
+report.Line();
+await using (var connection = new NpgsqlConnection(server.ConnectionString))
 {
-    ("write", WriteOverheadBenchmark.RunAsync),
-    ("latency", LatencyBenchmark.RunAsync),
-    ("throughput", CatchUpBenchmark.RunAsync),
-    ("scale", ScaleBenchmark.RunAsync),
-})
-{
-    if (only is not null && only != name)
+    await connection.OpenAsync();
+    var settings = new List<string>();
+    foreach (var setting in new[] { "server_version", "fsync", "synchronous_commit", "shared_buffers", "wal_level" })
     {
-        continue;
+        await using var show = new NpgsqlCommand($"SHOW {setting}", connection);
+        settings.Add($"{setting}={await show.ExecuteScalarAsync()}");
     }
 
-    var clock = Stopwatch.StartNew();
-    try
-    {
-        await run(server, report, profile);
-    }
-    catch (Exception e) when (e is not OutOfMemoryException)
-    {
-        // One broken scenario (the library is being changed concurrently) should not cost the others' figures.
-        failed = true;
-        report.Paragraph($"**Scenario '{name}' failed** after {clock.Elapsed.TotalSeconds:0} s: {e.GetType().Name}: {e.Message}");
-        await Console.Error.WriteLineAsync(e.ToString());
-    }
-
-    report.Paragraph($"_Scenario '{name}' took {clock.Elapsed.TotalMinutes:0.0} min._");
+    report.Line($"Machine: {Environment.ProcessorCount} cores, {GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / (1L << 30)} GiB; server ({server.Kind}): {string.Join(", ", settings)}.");
+    report.Line();
 }
 
-report.Paragraph($"Total time: {total.Elapsed.TotalMinutes:0.0} min ({(quick ? "quick" : "full")} run).");
-var root = EnvironmentInfo.FindRepositoryRoot() ?? Directory.GetCurrentDirectory();
-var output = Path.Combine(root, "benchmarks", "results", "latest.md");
-await report.SaveAsync(output);
-report.Progress($"results written to {output}");
-return failed ? 1 : 0;
+if (only is null or "write")
+{
+    await WriteOverheadBenchmark.RunAsync(server, report, quick);
+}
+
+if (only is null or "latency")
+{
+    await LatencyBenchmark.RunAsync(server, report, quick);
+}
+
+if (only is null or "throughput")
+{
+    await CatchUpBenchmark.RunAsync(server, report, quick);
+}
+
+if (only is null or "scale")
+{
+    await ScaleBenchmark.RunAsync(server, report, quick);
+}
+
+report.Line($"Total time: {total.Elapsed.TotalMinutes:0.0} min.");
+var fileName = (quick ? "quick" : "latest") + (only is null ? string.Empty : "-" + only) + ".md";
+await report.SaveAsync(Path.Combine(FindBenchmarksDirectory(), "results", fileName));
+
+static string FindBenchmarksDirectory()
+{
+    for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
+    {
+        var candidate = Path.Combine(directory.FullName, "benchmarks");
+        if (Directory.Exists(candidate))
+        {
+            return candidate;
+        }
+    }
+
+    return Path.Combine(Directory.GetCurrentDirectory(), "benchmarks");
+}
