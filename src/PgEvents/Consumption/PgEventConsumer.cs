@@ -510,8 +510,14 @@ internal sealed class PgEventConsumer : IEventConsumer
                 PgEventsDiagnostics.EventsDelivered.Add(1, _consumerTag, new("pgevents.table", captured.Table));
                 return;
             }
-            catch (Exception e) when (!cancellationToken.IsCancellationRequested && e is not CursorResetException)
+            catch (Exception e) when (e is not CursorResetException)
             {
+                if (cancellationToken.IsCancellationRequested)
+                {
+                    // Stopping: the event is abandoned, not failed; the next run delivers it again.
+                    throw new OperationCanceledException("The consumer stopped while delivering an event.", e, cancellationToken);
+                }
+
                 if (IsBroken(connection))
                 {
                     // Not the event's fault: reconnect and deliver it again.
