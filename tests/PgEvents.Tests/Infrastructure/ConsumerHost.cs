@@ -48,10 +48,13 @@ public sealed class ConsumerHost : IAsyncDisposable
         return new ConsumerHost(collection.BuildServiceProvider(new ServiceProviderOptions { ValidateScopes = true, ValidateOnBuild = true }));
     }
 
-    /// <summary>Installs, then runs the consumer in the background until stopped.</summary>
+    /// <summary>
+    /// Validates and installs like the hosted service's start does, then runs the consumer in the
+    /// background until stopped: when this returns, writes are captured and the mapping was checked.
+    /// </summary>
     public async Task<ConsumerHost> StartAsync()
     {
-        await Consumer.InstallAsync();
+        await ((PgEventConsumer)Consumer).PrepareAsync(CancellationToken.None);
         Running = Task.Run(() => Consumer.RunAsync(_stop.Token));
         return this;
     }
