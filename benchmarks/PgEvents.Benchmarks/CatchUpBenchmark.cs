@@ -28,7 +28,7 @@ internal static class CatchUpBenchmark
             ]);
     }
 
-    public static async Task<(double Seconds, double PerSecond)> MeasureAsync(PostgresServer server, int events, int tables, int payloadBytes)
+    public static async Task<(double Seconds, double PerSecond)> MeasureAsync(PostgresServer server, int events, int tables, int payloadBytes, int rowsPerTransaction = 1000)
     {
         var connectionString = await server.CreateDatabaseAsync("catchup");
         for (var t = 0; t < tables; t++)
@@ -36,7 +36,7 @@ internal static class CatchUpBenchmark
             await Designs.CreateAsync(connectionString, Design.PgEvents, Table(t));
         }
 
-        await WriteBacklogAsync(connectionString, events, tables, payloadBytes);
+        await WriteBacklogAsync(connectionString, events, tables, payloadBytes, rowsPerTransaction);
 
         var recorder = new LatencyRecorder();
         var services = new ServiceCollection();
@@ -68,10 +68,10 @@ internal static class CatchUpBenchmark
 
     internal static string Table(int index) => index == 0 ? "bench" : "bench_" + index.ToString(CultureInfo.InvariantCulture);
 
-    internal static async Task WriteBacklogAsync(string connectionString, int events, int tables, int payloadBytes)
+    internal static async Task WriteBacklogAsync(string connectionString, int events, int tables, int payloadBytes, int rowsPerTransaction = 1000)
     {
         await using var dataSource = NpgsqlDataSource.Create(connectionString);
-        var perTransaction = Math.Min(1000, Math.Max(1, 20_000_000 / Math.Max(payloadBytes, 1)));
+        var perTransaction = Math.Min(rowsPerTransaction, Math.Max(1, 20_000_000 / Math.Max(payloadBytes, 1)));
         var written = 0;
         var transaction = 0;
         while (written < events)

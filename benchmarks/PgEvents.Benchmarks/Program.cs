@@ -3,7 +3,7 @@ using Npgsql;
 using PgEvents.Benchmarks;
 using PgEvents.Testing;
 
-// dotnet run --project benchmarks/PgEvents.Benchmarks -c Release -- [--quick] [--only write|latency|throughput|scale]
+// dotnet run --project benchmarks/PgEvents.Benchmarks -c Release -- [--quick] [--only write|latency|throughput|scale|rowsize|txsize|logsize]
 var quick = args.Contains("--quick");
 var onlyIndex = Array.IndexOf(args, "--only");
 var only = onlyIndex >= 0 && onlyIndex + 1 < args.Length ? args[onlyIndex + 1] : null;
@@ -43,9 +43,9 @@ if (only is null or "throughput")
     await CatchUpBenchmark.RunAsync(server, report, quick);
 }
 
-if (only is null or "scale")
+if (only is null or "scale" or "rowsize" or "txsize" or "logsize")
 {
-    await ScaleBenchmark.RunAsync(server, report, quick);
+    await ScaleBenchmark.RunAsync(server, report, quick, only is "rowsize" or "txsize" or "logsize" ? only : null);
 }
 
 report.Line($"Total time: {total.Elapsed.TotalMinutes:0.0} min.");

@@ -27,9 +27,13 @@ internal sealed class ChangeLogReader
         _logger = logger ?? NullLogger.Instance;
 
         // The lateral join walks transactions in position order and each one's events in id order,
-        // so a read costs O(limit) whatever the size of the log. The snapshot comes from the same
-        // statement, hence the same snapshot as the rows: the hole rule compares what is visible
-        // with what was still running at that very moment.
+        // so a read costs O(limit) whatever the size of the log or of a transaction: the lower bound
+        // on event_id is a single expression so that it becomes part of the index condition. (An OR
+        // of "later transaction" and "later event" would only filter, and every batch read from the
+        // middle of a million-row transaction would walk it again from its first event.)
+        // Event ids are identity values starting at 1, so 0 admits every event.
+        // The snapshot comes from the same statement, hence the same snapshot as the rows: the hole
+        // rule compares what is visible with what was still running at that very moment.
         _sql =
             $"""
             WITH snap AS MATERIALIZED (SELECT pg_current_snapshot()::text AS snapshot)
@@ -39,7 +43,7 @@ internal sealed class ChangeLogReader
                      WHERE position >= @position ORDER BY position LIMIT @limit) AS t
              CROSS JOIN LATERAL (
                     SELECT * FROM {_settings.Qualify("events")} AS ev
-                     WHERE ev.xid = t.xid AND (t.position > @position OR ev.event_id > @event_id)
+                     WHERE ev.xid = t.xid AND ev.event_id > CASE WHEN t.position = @position THEN @event_id ELSE 0 END
                      ORDER BY ev.event_id LIMIT @limit) AS e
              CROSS JOIN snap
              ORDER BY t.position, e.event_id
