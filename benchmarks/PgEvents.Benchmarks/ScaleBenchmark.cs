@@ -101,14 +101,14 @@ internal static class ScaleBenchmark
             await server.DropDatabaseAsync(connectionString);
         }
 
-        report.Table(["events already in log", "catch-up events/s on 50k new events", "seconds to prepare the log"], logRows);
+        report.Table(["events already in log", "catch-up events/s on 200k new events", "seconds to prepare the log"], logRows);
     }
 
     private static string Format(double value) => value.ToString("N0", CultureInfo.InvariantCulture);
 
     private static async Task<(double, double)> MeasureOnExistingAsync(string connectionString)
     {
-        const int events = 50_000;
+        const int events = 200_000;
         await using (var dataSource = NpgsqlDataSource.Create(connectionString))
         {
             for (var from = 1; from <= events; from += 1000)
