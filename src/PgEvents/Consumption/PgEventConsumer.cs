@@ -16,7 +16,6 @@ internal sealed class PgEventConsumer : IEventConsumer
 {
     private static readonly TimeSpan MaxReconnectDelay = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan FirstHoleRecheck = TimeSpan.FromMilliseconds(2);
-    private static readonly TimeSpan LagSampleInterval = TimeSpan.FromSeconds(5);
 
     private readonly NpgsqlDataSource _dataSource;
     private readonly PgEventsOptions _options;
@@ -34,15 +33,16 @@ internal sealed class PgEventConsumer : IEventConsumer
     private readonly LogRetention _retention;
     private readonly MappingValidator _validator;
     private readonly int _leaseKey;
+    private readonly LagSampler _lag;
 
     private int _running;
     private int _prepared;
     private volatile bool _active;
     private volatile bool _standby;
     private long _lastRetention;
-    private long _lastLagSample;
     private volatile BlockedEvent? _blocked;
-    private LogPosition _cursor;
+    private readonly object _cursorLock = new();
+    private LogPosition _cursorValue;
     private LogPosition _persisted;
 
     public PgEventConsumer(
@@ -72,11 +72,35 @@ internal sealed class PgEventConsumer : IEventConsumer
         _retention = new LogRetention(_settings);
         _validator = new MappingValidator(_dataSource, _options, _handlers);
         _leaseKey = SchemaSettings.DeriveKey("lease", _settings.SchemaName + "\0" + _options.ConsumerName);
+        _lag = new LagSampler(MeasureLagAsync, _options.LagSampleInterval, _time, _logger, _options.ConsumerName);
         ConsumerLag.Register(this);
     }
 
-    /// <summary>The last lag measurement, for the lag gauges.</summary>
-    internal (long Events, double Seconds)? LastLag { get; private set; }
+    /// <summary>The last lag measurement while this instance is active, for the lag gauges.</summary>
+    internal LagSample? LastLag => _active ? _lag.Last : null;
+
+    /// <summary>
+    /// The delivery position. Written only by the consume loop, but read by status queries on other
+    /// threads, and a two-field struct could be read half-updated without the lock.
+    /// </summary>
+    private LogPosition Cursor
+    {
+        get
+        {
+            lock (_cursorLock)
+            {
+                return _cursorValue;
+            }
+        }
+
+        set
+        {
+            lock (_cursorLock)
+            {
+                _cursorValue = value;
+            }
+        }
+    }
 
     public string Name => _options.ConsumerName;
 
@@ -165,7 +189,7 @@ internal sealed class PgEventConsumer : IEventConsumer
         {
             _active = false;
             _standby = false;
-            PgEventsLog.ConsumerStopped(_logger, Name, _cursor);
+            PgEventsLog.ConsumerStopped(_logger, Name, Cursor);
             Volatile.Write(ref _running, 0);
         }
     }
@@ -173,7 +197,7 @@ internal sealed class PgEventConsumer : IEventConsumer
     public async Task<ConsumerStatus> GetStatusAsync(CancellationToken cancellationToken = default)
     {
         await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-        var cursor = _active ? _cursor : await ReadStoredCursorAsync(connection, cancellationToken).ConfigureAwait(false);
+        var cursor = _active ? Cursor : await ReadStoredCursorAsync(connection, cancellationToken).ConfigureAwait(false);
         await using var command = new NpgsqlCommand(
             $"""
             SELECT (SELECT coalesce(max(position), 0) FROM {_settings.Qualify("transactions")}),
@@ -221,18 +245,20 @@ internal sealed class PgEventConsumer : IEventConsumer
         await using var listener = await NotificationListener.StartAsync(
             _dataSource, _options.NotificationChannel, _options.KeepAliveInterval, _wakeUp, cancellationToken).ConfigureAwait(false);
         var reader = new ChangeLogReader(_settings, _logger);
-        _cursor = _persisted = await _cursors.LoadAsync(connection, cancellationToken).ConfigureAwait(false);
+        Cursor = _persisted = await _cursors.LoadAsync(connection, cancellationToken).ConfigureAwait(false);
         _active = true;
         _standby = false;
         if (reconnecting)
         {
-            PgEventsLog.Reconnected(_logger, Name, _cursor);
+            PgEventsLog.Reconnected(_logger, Name, Cursor);
         }
         else
         {
-            PgEventsLog.ConsumerStarted(_logger, Name, _cursor);
+            PgEventsLog.ConsumerStarted(_logger, Name, Cursor);
         }
 
+        using var stopSampling = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var sampling = _lag.RunAsync(stopSampling.Token);
         var holeRecheck = FirstHoleRecheck;
         try
         {
@@ -240,7 +266,7 @@ internal sealed class PgEventConsumer : IEventConsumer
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 _wakeUp.Reset();
-                var batch = await reader.ReadAsync(connection, _cursor, _options.BatchSize, cancellationToken).ConfigureAwait(false);
+                var batch = await reader.ReadAsync(connection, Cursor, _options.BatchSize, cancellationToken).ConfigureAwait(false);
                 if (batch.Events.Count > 0)
                 {
                     PgEventsDiagnostics.BatchSize.Record(batch.Events.Count, _consumerTag);
@@ -249,7 +275,7 @@ internal sealed class PgEventConsumer : IEventConsumer
                         foreach (var captured in batch.Events)
                         {
                             await DeliverAsync(connection, captured, cancellationToken).ConfigureAwait(false);
-                            _cursor = captured.LogPosition;
+                            Cursor = captured.LogPosition;
                         }
 
                         await PersistCursorAsync(connection, cancellationToken).ConfigureAwait(false);
@@ -258,9 +284,9 @@ internal sealed class PgEventConsumer : IEventConsumer
                     {
                         // A replay moved the cursor: continue from where it now points.
                         _blocked = null;
-                        _cursor = _persisted = await _cursors.LoadAsync(connection, cancellationToken).ConfigureAwait(false);
+                        Cursor = _persisted = await _cursors.LoadAsync(connection, cancellationToken).ConfigureAwait(false);
                         reader = new ChangeLogReader(_settings, _logger);
-                        PgEventsLog.CursorReset(_logger, Name, _cursor);
+                        PgEventsLog.CursorReset(_logger, Name, Cursor);
                     }
 
                     holeRecheck = FirstHoleRecheck;
@@ -270,9 +296,9 @@ internal sealed class PgEventConsumer : IEventConsumer
                 await RunMaintenanceAsync(connection, cancellationToken).ConfigureAwait(false);
                 if (await _cursors.WasResetAsync(connection, cancellationToken).ConfigureAwait(false))
                 {
-                    _cursor = _persisted = await _cursors.LoadAsync(connection, cancellationToken).ConfigureAwait(false);
+                    Cursor = _persisted = await _cursors.LoadAsync(connection, cancellationToken).ConfigureAwait(false);
                     reader = new ChangeLogReader(_settings, _logger);
-                    PgEventsLog.CursorReset(_logger, Name, _cursor);
+                    PgEventsLog.CursorReset(_logger, Name, Cursor);
                     continue;
                 }
 
@@ -296,7 +322,9 @@ internal sealed class PgEventConsumer : IEventConsumer
         }
         finally
         {
-            if (_cursor != _persisted && connection.State == ConnectionState.Open)
+            await stopSampling.CancelAsync().ConfigureAwait(false);
+            await sampling.ConfigureAwait(false);
+            if (Cursor != _persisted && connection.State == ConnectionState.Open)
             {
                 // Shutting down: keep the progress made, so a restart repeats at most the event in flight.
                 using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
@@ -419,13 +447,12 @@ internal sealed class PgEventConsumer : IEventConsumer
                 PgEventsLog.Purged(_logger, Name, deleted, age);
             }
         }
+    }
 
-        if (_lastLagSample == 0 || _time.GetElapsedTime(_lastLagSample, now) >= LagSampleInterval)
-        {
-            _lastLagSample = now;
-            var status = await GetStatusAsync(cancellationToken).ConfigureAwait(false);
-            LastLag = (status.LagEvents, status.LagTime.TotalSeconds);
-        }
+    private async Task<LagSample> MeasureLagAsync(CancellationToken cancellationToken)
+    {
+        var status = await GetStatusAsync(cancellationToken).ConfigureAwait(false);
+        return new LagSample(status.LagEvents, status.LagTime.TotalSeconds);
     }
 
     private async Task DeadLetterAsync(NpgsqlConnection connection, CapturedEvent captured, int attempts, Exception error, CancellationToken cancellationToken)
@@ -441,7 +468,7 @@ internal sealed class PgEventConsumer : IEventConsumer
             await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        _cursor = _persisted = captured.LogPosition;
+        Cursor = _persisted = captured.LogPosition;
         _blocked = null;
         PgEventsLog.DeadLettered(_logger, error, Name, captured.TableName, captured.Position, captured.EventId, attempts);
         PgEventsDiagnostics.DeadLetters.Add(1, _consumerTag, new("pgevents.table", captured.Table));
@@ -471,17 +498,17 @@ internal sealed class PgEventConsumer : IEventConsumer
 
     private async Task PersistCursorAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
-        if (_cursor == _persisted)
+        if (Cursor == _persisted)
         {
             return;
         }
 
-        if (!await _cursors.SaveAsync(connection, _cursor, transaction: null, cancellationToken).ConfigureAwait(false))
+        if (!await _cursors.SaveAsync(connection, Cursor, transaction: null, cancellationToken).ConfigureAwait(false))
         {
             throw new CursorResetException();
         }
 
-        _persisted = _cursor;
+        _persisted = Cursor;
     }
 
     private async Task DeliverAsync(NpgsqlConnection connection, CapturedEvent captured, CancellationToken cancellationToken)
@@ -582,7 +609,7 @@ internal sealed class PgEventConsumer : IEventConsumer
             }, cancellationToken).ConfigureAwait(false);
             if (committed)
             {
-                _cursor = _persisted = captured.LogPosition;
+                Cursor = _persisted = captured.LogPosition;
             }
         }
         catch (Exception e)

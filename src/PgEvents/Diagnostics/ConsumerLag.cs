@@ -16,7 +16,7 @@ internal static class ConsumerLag
         }
     }
 
-    public static IEnumerable<Measurement<T>> Observe<T>(Func<(long Events, double Seconds), T> select)
+    public static IEnumerable<Measurement<T>> Observe<T>(Func<LagSample, T> select)
         where T : struct
     {
         lock (Consumers)

@@ -58,4 +58,7 @@ internal static partial class PgEventsLog
 
     [LoggerMessage(22, LogLevel.Warning, "PgEvents consumer {Consumer} cursor reset to {Cursor} requested")]
     public static partial void CursorResetRequested(ILogger logger, string consumer, LogPosition cursor);
+
+    [LoggerMessage(23, LogLevel.Debug, "PgEvents consumer {Consumer} could not measure its lag; the gauges keep the previous value")]
+    public static partial void LagSampleFailed(ILogger logger, Exception exception, string consumer);
 }

@@ -95,6 +95,13 @@ public sealed class PgEventsOptions
     /// </summary>
     public bool AllowTablesWithoutPrimaryKey { get; set; }
 
+    /// <summary>
+    /// How often the active consumer measures its lag for the <c>pgevents.lag.*</c> gauges. Measuring
+    /// counts the undelivered events, so with a large backlog the sampler waits at least ten times as
+    /// long as the count took. Default 5 seconds.
+    /// </summary>
+    public TimeSpan LagSampleInterval { get; set; } = TimeSpan.FromSeconds(5);
+
     /// <summary>Lag in time above which the health check reports Degraded. Default 5 minutes.</summary>
     public TimeSpan HealthCheckMaxLag { get; set; } = TimeSpan.FromMinutes(5);
 }

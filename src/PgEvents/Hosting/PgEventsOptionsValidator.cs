@@ -33,6 +33,7 @@ internal sealed class PgEventsOptionsValidator : IValidateOptions<PgEventsOption
         }
 
         CheckPositive(failures, nameof(options.PollInterval), options.PollInterval);
+        CheckPositive(failures, nameof(options.LagSampleInterval), options.LagSampleInterval);
         CheckPositive(failures, nameof(options.RetryInitialDelay), options.RetryInitialDelay);
         CheckPositive(failures, nameof(options.RetryMaxDelay), options.RetryMaxDelay);
         CheckPositive(failures, nameof(options.ReconnectDelay), options.ReconnectDelay);

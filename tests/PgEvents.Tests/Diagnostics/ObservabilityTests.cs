@@ -281,31 +281,31 @@ public sealed class ObservabilityTests(DatabaseFixture db) : IClassFixture<Datab
         // No polling during the test: a read after the consumer went idle can only be woken by NOTIFY.
         await using var host = await (await CreateAsync<RecordingHandler<ObservedItem>>("obs_metered", o => o.PollInterval = TimeSpan.FromMinutes(1))).StartAsync();
 
-        // The first idle pass samples the lag: from then on the consumer waits for a wake-up.
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while (metrics.Of("pgevents.lag.events").Count == 0)
-        {
-            DateTime.UtcNow.Should().BeBefore(deadline, "an idle consumer samples its lag");
-            await Task.Delay(20);
-            metrics.Observe();
-        }
-
         await db.ExecuteAsync("INSERT INTO obs_metered SELECT g, 'item ' || g FROM generate_series(1, 5) g");
         await host.Sink.WaitForCountAsync(5, Wait);
-        await InsertAsync("obs_metered", 6, 8);
-        await host.Sink.WaitForCountAsync(8, Wait);
-        await metrics.WaitUntilAsync(m => m.Sum("pgevents.events.delivered") >= 8 && m.Of("pgevents.handler.duration").Count >= 8, "8 delivered events");
+
+        // The consumer may still be reading when a row commits (then no wake-up is needed), so keep
+        // writing single rows until one found it idle; the first that does must be a NOTIFY wake-up.
+        var written = 5;
+        while (!metrics.Of("pgevents.wakeups").Any() && written < 50)
+        {
+            written++;
+            await InsertAsync("obs_metered", written, written);
+            await host.Sink.WaitForCountAsync(written, Wait);
+        }
+
+        await metrics.WaitUntilAsync(m => m.Sum("pgevents.events.delivered") >= written && m.Of("pgevents.handler.duration").Count >= written, $"{written} delivered events");
 
         var delivered = metrics.Of("pgevents.events.delivered");
-        delivered.Sum(m => m.Value).Should().Be(8);
+        delivered.Sum(m => m.Value).Should().Be(written);
         delivered.Should().OnlyContain(m => Equals(m.Tags["pgevents.table"], "obs_metered"));
 
         var durations = metrics.Of("pgevents.handler.duration");
-        durations.Should().HaveCount(8, "one measurement per event");
+        durations.Should().HaveCount(written, "one measurement per event");
         durations.Should().OnlyContain(m => m.Value >= 0 && m.Value < 10);
 
         var batches = metrics.Of("pgevents.batch.size");
-        batches.Sum(m => m.Value).Should().Be(8);
+        batches.Sum(m => m.Value).Should().Be(written);
         batches[0].Value.Should().Be(5, "the five rows of one transaction are read together");
 
         var wakeUps = metrics.Of("pgevents.wakeups");
@@ -314,36 +314,91 @@ public sealed class ObservabilityTests(DatabaseFixture db) : IClassFixture<Datab
         metrics.Of("pgevents.retries").Should().BeEmpty();
     }
 
+    /// <summary>Polls the observable gauges (they have no push) until <paramref name="condition"/> holds.</summary>
+    private static async Task WaitForGaugesAsync(MetricRecorder metrics, Func<MetricRecorder, bool> condition, string because)
+    {
+        var deadline = DateTime.UtcNow + Wait;
+        while (true)
+        {
+            metrics.Observe();
+            if (condition(metrics))
+            {
+                return;
+            }
+
+            DateTime.UtcNow.Should().BeBefore(deadline, because);
+            await Task.Delay(20);
+        }
+    }
+
+    private static double LastGauge(MetricRecorder metrics, string instrument) =>
+        metrics.Of(instrument) is { Count: > 0 } values ? values[^1].Value : double.NaN;
+
     [Fact]
-    public async Task The_lag_gauges_report_the_consumer_once_it_has_sampled_its_lag_while_idle()
+    public async Task The_lag_gauges_settle_at_zero_once_the_consumer_has_caught_up()
     {
         using var metrics = new MetricRecorder("obs_lag");
-        await using var host = await (await CreateAsync<RecordingHandler<ObservedItem>>("obs_lag")).StartAsync();
+        await using var host = await (await CreateAsync<RecordingHandler<ObservedItem>>("obs_lag", o => o.LagSampleInterval = TimeSpan.FromMilliseconds(20))).StartAsync();
         await InsertAsync("obs_lag", 1, 3);
         await host.Sink.WaitForCountAsync(3, Wait);
 
-        // Lag is sampled at most every 5 s, and only while idle: poll the gauges.
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while (metrics.Of("pgevents.lag.events").Count == 0 || metrics.Of("pgevents.lag.seconds").Count == 0)
-        {
-            DateTime.UtcNow.Should().BeBefore(deadline, "an idle consumer samples its lag within 5 s");
-            await Task.Delay(50);
-            metrics.Observe();
-        }
+        await WaitForGaugesAsync(metrics, m => LastGauge(m, "pgevents.lag.events") == 0 && LastGauge(m, "pgevents.lag.seconds") == 0,
+            "a caught-up consumer has no lag");
 
         metrics.Of("pgevents.lag.events").Should().OnlyContain(m => m.Value >= 0);
         metrics.Of("pgevents.lag.seconds").Should().OnlyContain(m => m.Value >= 0);
+    }
 
-        // Caught up and idle: the gauges settle at zero once the next sample is taken.
-        deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while (metrics.Of("pgevents.lag.events")[^1].Value != 0)
-        {
-            DateTime.UtcNow.Should().BeBefore(deadline, "a caught-up consumer has no lag");
-            await Task.Delay(50);
-            metrics.Observe();
-        }
+    [Fact]
+    public async Task The_lag_gauges_keep_counting_while_the_consumer_is_blocked_on_a_failing_event()
+    {
+        // Blocked is exactly when an operator looks at the lag: the gauges must not freeze at the
+        // value they had before the failure.
+        var health = new HealthSwitch { FailingId = 1 };
+        using var metrics = new MetricRecorder("obs_lag_blocked");
+        await using var host = await (await CreateAsync<SwitchedHandler>("obs_lag_blocked",
+            o => o.LagSampleInterval = TimeSpan.FromMilliseconds(20), s => s.AddSingleton(health))).StartAsync();
+        await InsertAsync("obs_lag_blocked", 1, 2);
+        await WaitForGaugesAsync(metrics, m => LastGauge(m, "pgevents.lag.events") == 2, "two events wait behind the failing one");
 
-        metrics.Of("pgevents.lag.seconds")[^1].Value.Should().Be(0);
+        await InsertAsync("obs_lag_blocked", 3, 5);
+
+        await WaitForGaugesAsync(metrics, m => LastGauge(m, "pgevents.lag.events") == 5, "the lag grows while the consumer stays blocked");
+        LastGauge(metrics, "pgevents.lag.seconds").Should().BeGreaterThan(0);
+        host.Sink.Deliveries.Should().BeEmpty();
+
+        health.Failing = false;
+        await host.Sink.WaitForCountAsync(5, Wait);
+        await WaitForGaugesAsync(metrics, m => LastGauge(m, "pgevents.lag.events") == 0, "the lag drains once the event succeeds");
+    }
+
+    [Fact]
+    public async Task The_lag_gauges_follow_a_consumer_working_through_a_backlog()
+    {
+        // A backlog read in small batches keeps the consumer busy: the gauges report it before it is
+        // caught up, not only once it goes idle.
+        var gate = new HandlerGate { HoldId = 150 };
+        using var metrics = new MetricRecorder("obs_lag_backlog");
+        await db.ExecuteAsync("CREATE TABLE obs_lag_backlog (id bigint PRIMARY KEY, label text NOT NULL)");
+        await using var host = ConsumerHost.Create(db.ConnectionString, b => b.AddHandler<ObservedItem, GatedHandler>("obs_lag_backlog"),
+            o =>
+            {
+                o.ConsumerName = "obs_lag_backlog";
+                o.BatchSize = 10;
+                o.LagSampleInterval = TimeSpan.FromMilliseconds(20);
+            },
+            services: s => s.AddSingleton(gate));
+        await host.Consumer.InstallAsync();
+        await db.ExecuteAsync("INSERT INTO obs_lag_backlog SELECT g, 'item ' || g FROM generate_series(1, 200) g");
+
+        await host.StartAsync();
+        await gate.Entered.Task.WaitAsync(Wait);
+
+        // Held inside event 150 of 200, 15 batches in: 51 events are still undelivered.
+        await WaitForGaugesAsync(metrics, m => LastGauge(m, "pgevents.lag.events") == 51, "the lag is measured in the middle of the backlog");
+        gate.Release.SetResult();
+        await host.Sink.WaitForCountAsync(200, Wait);
+        await WaitForGaugesAsync(metrics, m => LastGauge(m, "pgevents.lag.events") == 0, "the backlog is drained");
     }
 
     [Fact]

@@ -44,6 +44,7 @@ public sealed class AddPgEventsTests(DatabaseFixture db) : IClassFixture<Databas
             o.ConsumerName = " ";
             o.BatchSize = 0;
             o.PollInterval = TimeSpan.Zero;
+            o.LagSampleInterval = TimeSpan.FromSeconds(-1);
             o.SchemaName = new string('s', 70);
         });
         using var host = builder.Build();
@@ -54,6 +55,7 @@ public sealed class AddPgEventsTests(DatabaseFixture db) : IClassFixture<Databas
             .And.Contain(f => f.Contains("ConsumerName"))
             .And.Contain(f => f.Contains("BatchSize"))
             .And.Contain(f => f.Contains("PollInterval"))
+            .And.Contain(f => f.Contains("LagSampleInterval"))
             .And.Contain(f => f.Contains("SchemaName") && f.Contains("63 bytes"));
     }
 
