@@ -16,6 +16,12 @@ internal enum Design
 
     /// <summary>Baseline (b): a row trigger that inserts into an outbox table read by id, no NOTIFY.</summary>
     EventTable,
+
+    /// <summary>
+    /// Diagnostic only, not a usable design: PgEvents with the NOTIFY removed from its commit trigger,
+    /// to separate the cost of PgEvents' own writes from the commit serialization NOTIFY brings.
+    /// </summary>
+    PgEventsWithoutNotify,
 }
 
 internal static class Designs
@@ -27,6 +33,7 @@ internal static class Designs
         Design.Plain => "plain",
         Design.PgEvents => "pgevents",
         Design.NotifyRow => "(a) notify-row",
+        Design.PgEventsWithoutNotify => "pgevents without NOTIFY",
         _ => "(b) event-table",
     };
 
@@ -42,10 +49,15 @@ internal static class Designs
 
         switch (design)
         {
-            case Design.PgEvents:
+            case Design.PgEvents or Design.PgEventsWithoutNotify:
                 var schema = new PgEventsSchema(dataSource);
                 await schema.InstallAsync();
                 await schema.TrackTableAsync(new TableName("public", table));
+                if (design == Design.PgEventsWithoutNotify)
+                {
+                    await RemoveNotifyAsync(dataSource);
+                }
+
                 break;
             case Design.NotifyRow:
                 await ExecuteAsync(dataSource,
@@ -65,6 +77,21 @@ internal static class Designs
                     """);
                 break;
         }
+    }
+
+    /// <summary>Rewrites the installed commit trigger function without its pg_notify call.</summary>
+    private static async Task RemoveNotifyAsync(NpgsqlDataSource dataSource)
+    {
+        await using var read = dataSource.CreateCommand("SELECT pg_get_functiondef('pgevents.assign_position()'::regprocedure)");
+        var definition = (string)(await read.ExecuteScalarAsync())!;
+        var withoutNotify = string.Join('\n', definition.Split('\n').Where(line => !line.Contains("pg_notify", StringComparison.Ordinal)));
+        if (withoutNotify == definition)
+        {
+            throw new InvalidOperationException("The commit trigger function no longer calls pg_notify on a line of its own; update the diagnostic.");
+        }
+
+        await using var replace = dataSource.CreateCommand(withoutNotify);
+        await replace.ExecuteNonQueryAsync();
     }
 
     /// <summary>Runs statements one by one (VACUUM refuses to share a round trip).</summary>
