@@ -17,7 +17,7 @@ internal static class LatencyBenchmark
     private const int Writers = 4;
     private const int IdleRate = 20;
 
-    private enum Receiver
+    internal enum Receiver
     {
         PgEvents,
         NotifyRow,
@@ -54,7 +54,9 @@ internal static class LatencyBenchmark
         report.Table(["target events/s", "receiver", "achieved events/s", "p50", "p99", "p99.9"], rows);
     }
 
-    private static string Label(Receiver receiver) => receiver switch
+    internal const int IdleEventsPerSecond = IdleRate;
+
+    internal static string Label(Receiver receiver) => receiver switch
     {
         Receiver.PgEvents => "pgevents",
         Receiver.NotifyRow => "(a) notify-row",
@@ -62,10 +64,10 @@ internal static class LatencyBenchmark
         _ => "(b) poll 100 ms",
     };
 
-    private static string Format(double value) => double.IsNaN(value) ? "-" : value.ToString("0.0", CultureInfo.InvariantCulture);
+    internal static string Format(double value) => double.IsNaN(value) ? "-" : value.ToString("0.0", CultureInfo.InvariantCulture);
 
-    private static async Task<(IReadOnlyCollection<double> Samples, double Achieved)> MeasureAsync(
-        PostgresServer server, Receiver receiver, int rate, TimeSpan duration)
+    internal static async Task<(IReadOnlyCollection<double> Samples, double Achieved)> MeasureAsync(
+        PostgresServer server, Receiver receiver, int rate, TimeSpan duration, int payloadBytes = 100)
     {
         var design = receiver switch
         {
@@ -78,25 +80,32 @@ internal static class LatencyBenchmark
         var recorder = new LatencyRecorder();
         using var stopReceiving = new CancellationTokenSource();
         await using var receiving = await StartReceiverAsync(receiver, connectionString, recorder, stopReceiving.Token);
-
-        // One second of traffic first, not counted: JIT, caches and plans warm up in every receiver.
-        await WriteAtRateAsync(connectionString, rate, TimeSpan.FromSeconds(1), idOffset: 0);
-        var warmUp = Stopwatch.StartNew();
-        while (recorder.Received < rate * 0.9 && warmUp.Elapsed < TimeSpan.FromSeconds(10))
+        long sent;
+        try
         {
-            await Task.Delay(10);
+            // One second of traffic first, not counted: JIT, caches and plans warm up in every receiver.
+            await WriteAtRateAsync(connectionString, rate, TimeSpan.FromSeconds(1), idOffset: 0, payloadBytes);
+            var warmUp = Stopwatch.StartNew();
+            while (recorder.Received < rate * 0.9 && warmUp.Elapsed < TimeSpan.FromSeconds(10))
+            {
+                await Task.Delay(10);
+            }
+
+            recorder.Clear();
+            sent = await WriteAtRateAsync(connectionString, rate, duration, idOffset: 10_000_000, payloadBytes);
+            var deadline = Stopwatch.StartNew();
+            while (recorder.Received < sent && deadline.Elapsed < TimeSpan.FromSeconds(30))
+            {
+                await Task.Delay(10);
+            }
+        }
+        finally
+        {
+            // Also when a writer failed (baseline (a) refuses rows over 8000 bytes): the receiver must stop before it is disposed.
+            await stopReceiving.CancelAsync();
+            await server.DropDatabaseAsync(connectionString);
         }
 
-        recorder.Clear();
-        var sent = await WriteAtRateAsync(connectionString, rate, duration, idOffset: 10_000_000);
-        var deadline = Stopwatch.StartNew();
-        while (recorder.Received < sent && deadline.Elapsed < TimeSpan.FromSeconds(30))
-        {
-            await Task.Delay(10);
-        }
-
-        await stopReceiving.CancelAsync();
-        await server.DropDatabaseAsync(connectionString);
         return (recorder.Samples, sent / duration.TotalSeconds);
     }
 
@@ -179,7 +188,7 @@ internal static class LatencyBenchmark
     }
 
     /// <summary>Sends at a fixed rate; a writer that falls behind sends at once rather than skipping.</summary>
-    private static async Task<long> WriteAtRateAsync(string connectionString, int rate, TimeSpan duration, long idOffset)
+    private static async Task<long> WriteAtRateAsync(string connectionString, int rate, TimeSpan duration, long idOffset, int payloadBytes)
     {
         var nextId = 0L;
         var writers = rate == IdleRate ? 1 : Writers;
@@ -191,7 +200,7 @@ internal static class LatencyBenchmark
             await connection.OpenAsync();
             await using var insert = new NpgsqlCommand("INSERT INTO bench (id, payload, started) VALUES (@id, @payload, @started)", connection);
             var id = new NpgsqlParameter<long>("id", 0L); insert.Parameters.Add(id);
-            insert.Parameters.Add(new NpgsqlParameter<string>("payload", new string('x', 100)));
+            insert.Parameters.Add(new NpgsqlParameter<string>("payload", payloadBytes == 100 ? new string('x', 100) : Payloads.Incompressible(payloadBytes, writer)));
             var started = new NpgsqlParameter<long>("started", 0L); insert.Parameters.Add(started);
             var clock = Stopwatch.StartNew();
             var due = TimeSpan.FromTicks(perWriterInterval.Ticks * writer / writers);

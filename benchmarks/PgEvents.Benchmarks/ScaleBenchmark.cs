@@ -4,7 +4,11 @@ using PgEvents.Testing;
 
 namespace PgEvents.Benchmarks;
 
-/// <summary>How catch-up throughput changes with row size, and how writes and reads behave when the log already holds many events.</summary>
+/// <summary>
+/// How the figures change with the size of the changed rows (write throughput, latency, catch-up),
+/// with the size of transactions (catch-up) and with the size of the log already present (write
+/// throughput and catch-up).
+/// </summary>
 internal static class ScaleBenchmark
 {
     public static async Task RunAsync(PostgresServer server, Report report, bool quick, string? part)
@@ -13,6 +17,8 @@ internal static class ScaleBenchmark
         report.Line();
         if (part is null or "rowsize")
         {
+            await WriteRowSizeAsync(server, report, quick);
+            await LatencyRowSizeAsync(server, report, quick);
             await RowSizeAsync(server, report, quick);
         }
 
@@ -27,9 +33,103 @@ internal static class ScaleBenchmark
         }
     }
 
+    /// <summary>
+    /// Four writers of single-row INSERT transactions with growing rows. Baseline (a) cannot send a
+    /// row over 8000 bytes through NOTIFY at all; the table says so instead of a figure.
+    /// </summary>
+    private static async Task WriteRowSizeAsync(PostgresServer server, Report report, bool quick)
+    {
+        const int Writers = 4;
+        var duration = TimeSpan.FromSeconds(quick ? 2 : 5);
+        var rounds = quick ? 1 : 2;
+        int[] sizes = [100, 10_000, 1_000_000];
+        report.Line($"### Row size: write throughput ({Writers} writers, single-row INSERT transactions/s, median of {rounds} rounds)");
+        report.Line();
+        var results = new Dictionary<(int, Design), List<double>>();
+        var failures = new Dictionary<(int, Design), string>();
+        foreach (var bytes in sizes)
+        {
+            for (var round = 0; round < rounds; round++)
+            {
+                foreach (var design in Designs.All)
+                {
+                    if (failures.ContainsKey((bytes, design)))
+                    {
+                        continue;
+                    }
+
+                    var connectionString = await WriteOverheadBenchmark.PrepareAsync(server, design, seedRows: 0);
+                    try
+                    {
+                        var perSecond = await WriteOverheadBenchmark.MeasureAsync(connectionString, "INSERT", Writers, duration, payloadBytes: bytes);
+                        (results.TryGetValue((bytes, design), out var list) ? list : results[(bytes, design)] = []).Add(perSecond);
+                    }
+                    catch (PostgresException e)
+                    {
+                        failures[(bytes, design)] = $"fails: {e.MessageText}";
+                    }
+                    finally
+                    {
+                        await server.DropDatabaseAsync(connectionString);
+                    }
+                }
+            }
+        }
+
+        string Cell(int bytes, Design design) =>
+            failures.TryGetValue((bytes, design), out var failure) ? failure : Format(WriteOverheadBenchmark.Median(results[(bytes, design)]));
+
+        string Ratio(int bytes, Design numerator, Design denominator) =>
+            results.TryGetValue((bytes, numerator), out var n) && results.TryGetValue((bytes, denominator), out var d)
+                ? (WriteOverheadBenchmark.Median(n) / WriteOverheadBenchmark.Median(d)).ToString("0.00", CultureInfo.InvariantCulture)
+                : "-";
+
+        report.Table(
+            ["payload bytes", .. Designs.All.Select(Designs.Label), "pgevents ÷ (a)", "pgevents ÷ plain"],
+            sizes.Select(bytes => (string[])[
+                Format(bytes),
+                .. Designs.All.Select(design => Cell(bytes, design)),
+                Ratio(bytes, Design.PgEvents, Design.NotifyRow),
+                Ratio(bytes, Design.PgEvents, Design.Plain),
+            ]));
+    }
+
+    /// <summary>Idle commit-to-handler latency with growing rows, PgEvents against baseline (a).</summary>
+    private static async Task LatencyRowSizeAsync(PostgresServer server, Report report, bool quick)
+    {
+        var rate = LatencyBenchmark.IdleEventsPerSecond;
+        var duration = TimeSpan.FromSeconds(quick ? 3 : 10);
+        int[] sizes = [100, 10_000, 1_000_000];
+        report.Line($"### Row size: idle commit-to-handler latency ({rate} events/s for {duration.TotalSeconds:0} s, milliseconds)");
+        report.Line();
+        var rows = new List<string[]>();
+        foreach (var bytes in sizes)
+        {
+            foreach (var receiver in new[] { LatencyBenchmark.Receiver.PgEvents, LatencyBenchmark.Receiver.NotifyRow })
+            {
+                try
+                {
+                    var (samples, _) = await LatencyBenchmark.MeasureAsync(server, receiver, rate, duration, bytes);
+                    rows.Add([
+                        Format(bytes), LatencyBenchmark.Label(receiver),
+                        LatencyBenchmark.Format(Percentiles.Of(samples, 50)),
+                        LatencyBenchmark.Format(Percentiles.Of(samples, 99)),
+                        LatencyBenchmark.Format(Percentiles.Of(samples, 99.9)),
+                    ]);
+                }
+                catch (PostgresException e)
+                {
+                    rows.Add([Format(bytes), LatencyBenchmark.Label(receiver), $"fails: {e.MessageText}", "-", "-"]);
+                }
+            }
+        }
+
+        report.Table(["payload bytes", "receiver", "p50", "p99", "p99.9"], rows);
+    }
+
     private static async Task RowSizeAsync(PostgresServer server, Report report, bool quick)
     {
-        report.Line("### Row size (catch-up into no-op handlers)");
+        report.Line("### Row size: catch-up into no-op handlers");
         report.Line();
         (int Bytes, int Events)[] sizes = quick ? [(100, 20_000), (10_000, 5_000), (1_000_000, 50)] : [(100, 200_000), (10_000, 20_000), (1_000_000, 200)];
         var rows = new List<string[]>();
@@ -90,18 +190,26 @@ internal static class ScaleBenchmark
                 // so the measurement is the reader against a big log, not the server digesting a fresh load.
                 await Designs.ExecuteAsync(dataSource, "VACUUM ANALYZE pgevents.events;\nVACUUM ANALYZE pgevents.transactions;\nCHECKPOINT");
 
-                // A consumer that has read everything already: the log is history, not backlog.
-                await Designs.ExecuteAsync(dataSource,
-                    "INSERT INTO pgevents.consumers (name, position, event_id) SELECT 'catchup', max(position), 9223372036854775807 FROM pgevents.transactions");
             }
 
             var fillSeconds = fill.Elapsed.TotalSeconds;
+
+            // Writers on top of the history (ids far above the catch-up batch below).
+            var writes = await WriteOverheadBenchmark.MeasureAsync(connectionString, "INSERT", 4, TimeSpan.FromSeconds(quick ? 2 : 5), idBase: 1_000_000_000);
+
+            // A consumer that has read everything already: the log is history, not backlog.
+            await using (var dataSource = NpgsqlDataSource.Create(connectionString))
+            {
+                await Designs.ExecuteAsync(dataSource,
+                    "INSERT INTO pgevents.consumers (name, position, event_id) SELECT 'catchup', coalesce(max(position), 0), 9223372036854775807 FROM pgevents.transactions");
+            }
+
             var (_, perSecond) = await MeasureOnExistingAsync(connectionString);
-            logRows.Add([Format(size), Format(perSecond), fillSeconds.ToString("0", CultureInfo.InvariantCulture)]);
+            logRows.Add([Format(size), Format(writes), Format(perSecond), fillSeconds.ToString("0", CultureInfo.InvariantCulture)]);
             await server.DropDatabaseAsync(connectionString);
         }
 
-        report.Table(["events already in log", "catch-up events/s on 200k new events", "seconds to prepare the log"], logRows);
+        report.Table(["events already in log", "INSERT transactions/s, 4 writers", "catch-up events/s on 200k new events", "seconds to prepare the log"], logRows);
     }
 
     private static string Format(double value) => value.ToString("N0", CultureInfo.InvariantCulture);

@@ -121,7 +121,7 @@ internal static class WriteOverheadBenchmark
             ]));
     }
 
-    private static async Task<string> PrepareAsync(PostgresServer server, Design design, int seedRows = 10_000)
+    internal static async Task<string> PrepareAsync(PostgresServer server, Design design, int seedRows = 10_000)
     {
         var connectionString = await server.CreateDatabaseAsync("write_" + design);
         await Designs.CreateAsync(connectionString, design);
@@ -134,9 +134,11 @@ internal static class WriteOverheadBenchmark
         return new NpgsqlConnectionStringBuilder(connectionString) { MaxAutoPrepare = 10, MaxPoolSize = 64 }.ConnectionString;
     }
 
-    private static async Task<double> MeasureAsync(string connectionString, string operation, int writers, TimeSpan duration)
+    internal static async Task<double> MeasureAsync(
+        string connectionString, string operation, int writers, TimeSpan duration, int payloadBytes = 100, long idBase = 0)
     {
-        var nextId = 0L;
+        var insertPayload = payloadBytes == Payload.Length ? Payload : Payloads.Incompressible(payloadBytes, seed: payloadBytes);
+        var nextId = idBase;
         var committed = 0L;
         var measuring = false;
         using var stop = new CancellationTokenSource();
@@ -150,11 +152,11 @@ internal static class WriteOverheadBenchmark
                 ? new NpgsqlCommand("INSERT INTO bench (id, payload, started) VALUES (@id, @payload, 0)", connection)
                 : new NpgsqlCommand("UPDATE bench SET payload = @payload, updated_at = now() WHERE id = @id", connection);
             var id = new NpgsqlParameter<long>("id", 0L); command.Parameters.Add(id);
-            var payload = new NpgsqlParameter<string>("payload", Payload); command.Parameters.Add(payload);
+            var payload = new NpgsqlParameter<string>("payload", insertPayload); command.Parameters.Add(payload);
             while (!stop.IsCancellationRequested)
             {
                 id.TypedValue = operation == "INSERT" ? Interlocked.Increment(ref nextId) : -random.Next(1, 10_001);
-                payload.TypedValue = operation == "INSERT" ? Payload : Payload[..90] + random.Next(1_000_000_000).ToString("D10", CultureInfo.InvariantCulture);
+                payload.TypedValue = operation == "INSERT" ? insertPayload : Payload[..90] + random.Next(1_000_000_000).ToString("D10", CultureInfo.InvariantCulture);
                 await command.ExecuteNonQueryAsync();
                 if (Volatile.Read(ref measuring))
                 {
@@ -176,7 +178,7 @@ internal static class WriteOverheadBenchmark
         return count / elapsed;
     }
 
-    private static double Median(IReadOnlyList<double> values)
+    internal static double Median(IReadOnlyList<double> values)
     {
         var sorted = values.Order().ToArray();
         return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
