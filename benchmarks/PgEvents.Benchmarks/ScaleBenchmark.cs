@@ -77,11 +77,11 @@ internal static class ScaleBenchmark
         }
 
         string Cell(int bytes, Design design) =>
-            failures.TryGetValue((bytes, design), out var failure) ? failure : Format(WriteOverheadBenchmark.Median(results[(bytes, design)]));
+            failures.TryGetValue((bytes, design), out var failure) ? failure : Format(Percentiles.Median(results[(bytes, design)]));
 
         string Ratio(int bytes, Design numerator, Design denominator) =>
             results.TryGetValue((bytes, numerator), out var n) && results.TryGetValue((bytes, denominator), out var d)
-                ? (WriteOverheadBenchmark.Median(n) / WriteOverheadBenchmark.Median(d)).ToString("0.00", CultureInfo.InvariantCulture)
+                ? (Percentiles.Median(n) / Percentiles.Median(d)).ToString("0.00", CultureInfo.InvariantCulture)
                 : "-";
 
         report.Table(
@@ -177,9 +177,9 @@ internal static class ScaleBenchmark
             var connectionString = await server.CreateDatabaseAsync("logsize");
             await Designs.CreateAsync(connectionString, Design.PgEvents);
             var fill = System.Diagnostics.Stopwatch.StartNew();
+            await using var dataSource = NpgsqlDataSource.Create(connectionString);
             if (size > 0)
             {
-                await using var dataSource = NpgsqlDataSource.Create(connectionString);
                 for (var from = 1; from <= size; from += 100_000)
                 {
                     await Designs.ExecuteAsync(dataSource,
@@ -189,17 +189,13 @@ internal static class ScaleBenchmark
                 // The history is settled, as it would be in production: vacuumed, analyzed, checkpointed,
                 // so the measurement is the reader against a big log, not the server digesting a fresh load.
                 await Designs.ExecuteAsync(dataSource, "VACUUM ANALYZE pgevents.events;\nVACUUM ANALYZE pgevents.transactions;\nCHECKPOINT");
-
             }
 
             var fillSeconds = fill.Elapsed.TotalSeconds;
 
             // A consumer that has read everything already: the log is history, not backlog.
-            await using (var dataSource = NpgsqlDataSource.Create(connectionString))
-            {
-                await Designs.ExecuteAsync(dataSource,
-                    "INSERT INTO pgevents.consumers (name, position, event_id) SELECT 'catchup', coalesce(max(position), 0), 9223372036854775807 FROM pgevents.transactions");
-            }
+            await Designs.ExecuteAsync(dataSource,
+                "INSERT INTO pgevents.consumers (name, position, event_id) SELECT 'catchup', coalesce(max(position), 0), 9223372036854775807 FROM pgevents.transactions");
 
             var (_, perSecond) = await MeasureOnExistingAsync(connectionString);
 

@@ -52,7 +52,7 @@ internal static class WriteOverheadBenchmark
                 ["writers", .. Designs.All.Select(Designs.Label), "pgevents ÷ (a)", "pgevents ÷ plain"],
                 concurrencies.Select(w => (string[])[
                     w.ToString(CultureInfo.InvariantCulture),
-                    .. Designs.All.Select(d => Median(results[(d, w)]).ToString("N0", CultureInfo.InvariantCulture)),
+                    .. Designs.All.Select(d => Percentiles.Median(results[(d, w)]).ToString("N0", CultureInfo.InvariantCulture)),
                     RatioCell(results[(Design.PgEvents, w)], results[(Design.NotifyRow, w)]),
                     RatioCell(results[(Design.PgEvents, w)], results[(Design.Plain, w)]),
                 ]));
@@ -178,17 +178,11 @@ internal static class WriteOverheadBenchmark
         return count / elapsed;
     }
 
-    internal static double Median(IReadOnlyList<double> values)
-    {
-        var sorted = values.Order().ToArray();
-        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
-    }
-
     /// <summary>The median of the per-round ratios, and their range when there was more than one round.</summary>
     private static string RatioCell(IReadOnlyList<double> numerators, IReadOnlyList<double> denominators)
     {
         var ratios = numerators.Zip(denominators, (n, d) => n / d).ToArray();
-        var median = Median(ratios).ToString("0.00", CultureInfo.InvariantCulture);
+        var median = Percentiles.Median(ratios).ToString("0.00", CultureInfo.InvariantCulture);
         return ratios.Length == 1
             ? median
             : $"{median} ({ratios.Min().ToString("0.00", CultureInfo.InvariantCulture)}–{ratios.Max().ToString("0.00", CultureInfo.InvariantCulture)})";
