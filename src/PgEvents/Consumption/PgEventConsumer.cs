@@ -15,7 +15,6 @@ namespace PgEvents;
 internal sealed class PgEventConsumer : IEventConsumer
 {
     private static readonly TimeSpan MaxReconnectDelay = TimeSpan.FromSeconds(30);
-    private static readonly TimeSpan FirstHoleRecheck = TimeSpan.FromMilliseconds(2);
 
     private readonly NpgsqlDataSource _dataSource;
     private readonly PgEventsOptions _options;
@@ -259,7 +258,6 @@ internal sealed class PgEventConsumer : IEventConsumer
 
         using var stopSampling = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var sampling = _lag.RunAsync(stopSampling.Token);
-        var holeRecheck = FirstHoleRecheck;
         try
         {
             while (true)
@@ -289,7 +287,6 @@ internal sealed class PgEventConsumer : IEventConsumer
                         PgEventsLog.CursorReset(_logger, Name, Cursor);
                     }
 
-                    holeRecheck = FirstHoleRecheck;
                     continue;
                 }
 
@@ -302,21 +299,15 @@ internal sealed class PgEventConsumer : IEventConsumer
                     continue;
                 }
 
-                // A hole is re-examined soon (its holder usually commits within milliseconds and
-                // notifies; one that aborted does not); otherwise sleep until notified or polled.
-                TimeSpan timeout;
                 if (batch.WaitingOn is not null)
                 {
-                    timeout = holeRecheck;
-                    holeRecheck = TimeSpan.FromTicks(Math.Min(holeRecheck.Ticks * 2, _options.PollInterval.Ticks));
-                }
-                else
-                {
-                    timeout = _options.PollInterval;
-                    holeRecheck = FirstHoleRecheck;
+                    // The holders of a hole end by committing (which fills it) or by aborting (which
+                    // notifies nobody): wait on their locks, which release the moment they end.
+                    await reader.WaitForPendingHoleAsync(connection, _options.PollInterval, cancellationToken).ConfigureAwait(false);
+                    continue;
                 }
 
-                var woken = await WaitForWakeUpAsync(listener, timeout, cancellationToken).ConfigureAwait(false);
+                var woken = await WaitForWakeUpAsync(listener, _options.PollInterval, cancellationToken).ConfigureAwait(false);
                 PgEventsDiagnostics.WakeUps.Add(1, _consumerTag, new("pgevents.wakeup.source", woken ? "notify" : "poll"));
             }
         }

@@ -14,10 +14,10 @@ internal static partial class PgEventsLog
     [LoggerMessage(3, LogLevel.Information, "PgEvents stopped capturing changes of table {Table}")]
     public static partial void TableUntracked(ILogger logger, TableName table);
 
-    [LoggerMessage(4, LogLevel.Debug, "PgEvents reader saw a hole at positions {From}..{To}; waiting for {Count} in-progress transactions to finish")]
+    [LoggerMessage(4, LogLevel.Debug, "PgEvents reader saw a hole at positions {From}..{To}; {Count} transactions are in their commit phase and may still fill it")]
     public static partial void HoleObserved(ILogger logger, long from, long to, int count);
 
-    [LoggerMessage(5, LogLevel.Information, "PgEvents reader skipped positions {From}..{To}: their transactions rolled back after taking a position")]
+    [LoggerMessage(5, LogLevel.Information, "PgEvents reader passed over positions {From}..{To}: no transaction that took them can commit any more (rolled back after taking a position, or burnt by a server restart)")]
     public static partial void HoleSkipped(ILogger logger, long from, long to);
 
     [LoggerMessage(10, LogLevel.Information, "PgEvents consumer {Consumer} started at position {Cursor}")]

@@ -19,7 +19,8 @@ internal sealed record SchemaScript(int Version, string Name, string Text)
     /// <summary>The script text with the installation's names substituted.</summary>
     public string Render(SchemaSettings settings) =>
         Text.Replace("__SCHEMA__", settings.Schema, StringComparison.Ordinal)
-            .Replace("__TXKEY__", settings.TransactionKey, StringComparison.Ordinal);
+            .Replace("__TXKEY__", settings.TransactionKey, StringComparison.Ordinal)
+            .Replace("__COMMITLOCK__", settings.CommitLockClass.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal);
 
     private static List<SchemaScript> Load()
     {

@@ -23,6 +23,10 @@ internal sealed class SchemaSettings
 
         // Two-key advisory lock: a constant class id and a per-schema id.
         InstallLockKey = DeriveKey("install", schemaName);
+
+        // The commit lock's key carries a transaction id in its low half, so the schema can only own
+        // the high half: a class of its own, kept non-negative so SQL can shift it as a bigint.
+        CommitLockClass = DeriveKey("commit", schemaName) & int.MaxValue;
     }
 
     public static SchemaSettings From(PgEventsSchemaOptions options)
@@ -44,6 +48,12 @@ internal sealed class SchemaSettings
     public string TriggerPrefix { get; }
 
     public int InstallLockKey { get; }
+
+    /// <summary>
+    /// High 32 bits of the transaction-level advisory lock a transaction holds from just before it
+    /// takes a position until its commit is visible; the low 32 bits are its xid.
+    /// </summary>
+    public int CommitLockClass { get; }
 
     /// <summary>Advisory lock class id shared by every PgEvents lock ("PgEv").</summary>
     public const int AdvisoryLockClass = 0x50674576;

@@ -129,7 +129,14 @@ public sealed class ConsumerDeliveryTests(DatabaseFixture db) : IClassFixture<Da
         await db.ExecuteAsync("INSERT INTO widgets_status SELECT g, 'w', 1, now(), 'Red', NULL FROM generate_series(1, 10) g");
         await host.Sink.WaitForCountAsync(10);
         var last = host.Sink.Deliveries[^1];
+
+        // The handler records the event before the consumer moves its cursor past it.
         var status = await host.Consumer.GetStatusAsync();
+        for (var deadline = DateTime.UtcNow.AddSeconds(10); status.CursorEventId != last.EventId && DateTime.UtcNow < deadline;)
+        {
+            await Task.Delay(5);
+            status = await host.Consumer.GetStatusAsync();
+        }
 
         status.ConsumerName.Should().Be("status");
         status.IsActive.Should().BeTrue();

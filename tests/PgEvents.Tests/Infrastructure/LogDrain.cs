@@ -24,23 +24,21 @@ internal sealed class LogDrain(NpgsqlDataSource dataSource, PgEventsSchema schem
 
     /// <summary>
     /// Reads until nothing more is deliverable. Callers use it once every writer has finished, so a
-    /// hole can only be an aborted position; it resolves as soon as the transactions that were running
-    /// when it was seen have ended (pool resets, other test classes). The deadline turns a reader bug
-    /// into a failure instead of a hang.
+    /// hole can only be a position nobody can commit any more; it resolves as soon as the
+    /// transactions in their commit phase when it was seen have ended. The deadline turns a reader
+    /// bug into a failure instead of a hang.
     /// </summary>
     public async Task<List<CapturedEvent>> DrainAsync()
     {
         var start = Delivered.Count;
         await using var connection = await dataSource.OpenConnectionAsync();
         var deadline = DateTime.UtcNow.AddSeconds(30);
-        var pause = 1;
         while (true)
         {
             var batch = await _reader.ReadAsync(connection, Position, batchSize, CancellationToken.None);
             Accept(batch);
             if (batch.Events.Count > 0)
             {
-                pause = 1;
                 continue;
             }
 
@@ -53,12 +51,18 @@ internal sealed class LogDrain(NpgsqlDataSource dataSource, PgEventsSchema schem
             {
                 throw new InvalidOperationException(
                     $"The reader stays blocked on positions {batch.WaitingOn.From}..{batch.WaitingOn.To} " +
-                    $"(blockers {string.Join(", ", batch.WaitingOn.Blockers)}) with every writer finished.");
+                    $"(holders {string.Join(", ", batch.WaitingOn.Holders)}) with every writer finished.");
             }
 
-            await Task.Delay(pause);
-            pause = Math.Min(pause * 2, 100);
+            await _reader.WaitForPendingHoleAsync(connection, TimeSpan.FromSeconds(1), CancellationToken.None);
         }
+    }
+
+    /// <summary>Waits (at most <paramref name="timeout"/>) until the pending hole's holders have ended.</summary>
+    public async Task WaitForPendingHoleAsync(TimeSpan timeout)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync();
+        await _reader.WaitForPendingHoleAsync(connection, timeout, CancellationToken.None);
     }
 
     private void Accept(ChangeLogBatch batch)
