@@ -118,7 +118,14 @@ public sealed class PostgresServer : IAsyncDisposable
     /// <summary>Starts a stopped local cluster again on the same port.</summary>
     /// <param name="cancellationToken">Cancels the operation.</param>
     /// <returns>A task that completes when the server accepts connections.</returns>
-    public Task StartAgainAsync(CancellationToken cancellationToken = default) => RequireCluster().StartAsync(cancellationToken);
+    public async Task StartAgainAsync(CancellationToken cancellationToken = default)
+    {
+        await RequireCluster().StartAsync(cancellationToken).ConfigureAwait(false);
+
+        // Pooled administration connections died with the old server process.
+        using var admin = new NpgsqlConnection(ConnectionString);
+        NpgsqlConnection.ClearPool(admin);
+    }
 
     /// <summary>Stops and starts a local cluster.</summary>
     /// <param name="immediate">Stop as a crash rather than a clean shutdown.</param>

@@ -7,7 +7,10 @@ namespace PgEvents.Tests.Consumption;
 
 /// <summary>
 /// Many writers commit, roll back and fail at commit time at random while a reader consumes
-/// concurrently; the delivered sequence is then checked against what really committed.
+/// concurrently; the delivered sequence is then checked against what really committed. Writers
+/// also force constraints immediate, roll back savepoints, pause in a deferred trigger after taking
+/// their position, and make each other's deferred foreign key checks wait on a row lock, while two
+/// long transactions (one with a tracked write) stay open for the whole run.
 /// </summary>
 public sealed class CommitOrderingStressTests(DatabaseFixture db) : IClassFixture<DatabaseFixture>
 {
@@ -15,15 +18,21 @@ public sealed class CommitOrderingStressTests(DatabaseFixture db) : IClassFixtur
     private const int TransactionsPerWriter = 150;
     private const int SharedRows = 12;
 
-    private sealed record WriterTransaction(string Name, List<string> Expected, int CommitsCompletedBeforeFirstWrite);
+    private sealed record WriterTransaction(string Name, List<string> Expected, int CommitsCompletedBeforeLastWrite);
 
     [Fact]
     public async Task Random_concurrent_commits_rollbacks_and_commit_failures_are_delivered_exactly_as_committed_in_causal_order()
     {
         var schema = await OrderingTable.CreateAsync(db);
-        await db.ExecuteAsync($"INSERT INTO items SELECT g, 'seed' FROM generate_series(1, {SharedRows}) g");
+        await db.ExecuteAsync($"INSERT INTO items SELECT g, 'seed' FROM generate_series(1, {SharedRows}) g; INSERT INTO parents VALUES (1)");
         var drain = new LogDrain(db.DataSource, schema, batchSize: 97);
         await drain.DrainAsync();
+
+        // Open for the whole run: neither has reached its commit, so neither may delay anybody.
+        await using var idleUntracked = await db.DataSource.OpenConnectionAsync();
+        await ExecuteAsync(idleUntracked, "BEGIN; INSERT INTO parents VALUES (-1)");
+        await using var idleTracked = await db.DataSource.OpenConnectionAsync();
+        await ExecuteAsync(idleTracked, "BEGIN; INSERT INTO items VALUES (-1, 'idle-tracked')");
 
         var commitOrder = new List<WriterTransaction>();
         var outcomes = new ConcurrentDictionary<string, int>();
@@ -38,11 +47,7 @@ public sealed class CommitOrderingStressTests(DatabaseFixture db) : IClassFixtur
             {
                 var name = $"w{writer}t{t}";
                 var expected = new List<string>();
-                int completedBefore;
-                lock (commitOrder)
-                {
-                    completedBefore = commitOrder.Count;
-                }
+                var completedBefore = 0;
 
                 await using var transaction = await connection.BeginTransactionAsync();
                 var outcome = random.Next(100) switch { < 70 => "commit", < 85 => "rollback", _ => "fail-at-commit" };
@@ -53,34 +58,92 @@ public sealed class CommitOrderingStressTests(DatabaseFixture db) : IClassFixtur
                     for (var s = 0; s < statements; s++)
                     {
                         var tag = $"{name}s{s}";
-                        switch (random.Next(3))
+                        int completedBeforeStatement;
+                        lock (commitOrder)
                         {
-                            case 0:
+                            completedBeforeStatement = commitOrder.Count;
+                        }
+
+                        var savepoint = random.Next(100) < 15;
+                        var (expectedBefore, insertedBefore) = (expected.Count, inserted.ToList());
+                        if (savepoint)
+                        {
+                            await ExecuteAsync(connection, "SAVEPOINT sp");
+                        }
+
+                        if (random.Next(100) < 5)
+                        {
+                            // Fires the position trigger now; a later write must take a new position.
+                            await ExecuteAsync(connection, "SET CONSTRAINTS ALL IMMEDIATE");
+                        }
+
+                        var operation = random.Next(10);
+                        if (operation is >= 7 and < 9 && inserted.Count == 0)
+                        {
+                            operation = 0;
+                        }
+
+                        switch (operation)
+                        {
+                            case < 4:
                                 var id = Interlocked.Increment(ref nextId);
                                 await ExecuteAsync(connection, "INSERT INTO items VALUES (@id, @tag)", ("id", id), ("tag", tag));
                                 inserted.Add((id, tag));
                                 expected.Add("Insert:" + tag);
                                 break;
-                            case 1:
+                            case < 7:
                                 await ExecuteAsync(connection, "UPDATE items SET value = @tag WHERE id = @id",
                                     ("id", random.Next(1, SharedRows + 1)), ("tag", tag));
                                 expected.Add("Update:" + tag);
                                 break;
-                            default:
-                                if (inserted.Count == 0)
-                                {
-                                    goto case 0;
-                                }
-
+                            case < 9:
                                 var victim = inserted[^1];
                                 inserted.RemoveAt(inserted.Count - 1);
                                 await ExecuteAsync(connection, "DELETE FROM items WHERE id = @id", ("id", victim.Id));
                                 expected.Add("Delete:" + victim.Tag);
                                 break;
+                            default:
+                                // Holds the parent row for the rest of this transaction, so other
+                                // writers' deferred foreign key checks wait after their position.
+                                await ExecuteAsync(connection, "SELECT 1 FROM parents WHERE id = 1 FOR UPDATE");
+                                break;
+                        }
+
+                        if (random.Next(100) < 10)
+                        {
+                            // A valid child: its deferred foreign key check runs after the position.
+                            await ExecuteAsync(connection, "INSERT INTO children VALUES (@id, 1)", ("id", Interlocked.Increment(ref nextId)));
+                        }
+
+                        var rolledBack = false;
+                        if (savepoint)
+                        {
+                            rolledBack = random.Next(2) == 0;
+                            if (rolledBack)
+                            {
+                                await ExecuteAsync(connection, "ROLLBACK TO SAVEPOINT sp");
+                                expected.RemoveRange(expectedBefore, expected.Count - expectedBefore);
+                                inserted = insertedBefore;
+                            }
+                            else
+                            {
+                                await ExecuteAsync(connection, "RELEASE SAVEPOINT sp");
+                            }
+                        }
+
+                        if (!rolledBack && expected.Count > expectedBefore)
+                        {
+                            // The last item write that stays: what committed before it must come first.
+                            completedBefore = completedBeforeStatement;
                         }
 
                         // Let other writers interleave between statements of one transaction.
                         await Task.Yield();
+                    }
+
+                    if (random.Next(100) < 10)
+                    {
+                        await ExecuteAsync(connection, "INSERT INTO gate (action) VALUES ('pause')");
                     }
 
                     if (outcome == "rollback")
@@ -96,13 +159,18 @@ public sealed class CommitOrderingStressTests(DatabaseFixture db) : IClassFixtur
 
                         await transaction.CommitAsync();
                         outcome.Should().Be("commit", "a violated deferred foreign key must fail the commit");
-                        lock (commitOrder)
+                        if (expected.Count > 0)
                         {
-                            commitOrder.Add(new WriterTransaction(name, expected, completedBefore));
+                            // (One whose item writes all rolled back to a savepoint has nothing to deliver.)
+                            lock (commitOrder)
+                            {
+                                commitOrder.Add(new WriterTransaction(name, expected, completedBefore));
+                            }
                         }
                     }
                 }
-                catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.ForeignKeyViolation or PostgresErrorCodes.DeadlockDetected)
+                catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.ForeignKeyViolation or PostgresErrorCodes.DeadlockDetected
+                                                  or PostgresErrorCodes.InFailedSqlTransaction)
                 {
                     outcome = e.SqlState == PostgresErrorCodes.DeadlockDetected ? "deadlock" : outcome;
                 }
@@ -127,6 +195,16 @@ public sealed class CommitOrderingStressTests(DatabaseFixture db) : IClassFixtur
         await Task.WhenAll(Enumerable.Range(0, Writers).Select(w => Task.Run(() => WriteAsync(w))));
         await writersDone.CancelAsync();
         await reader;
+
+        // Drained while both long transactions are still open: they hold nobody back.
+        await drain.DrainAsync();
+        lock (commitOrder)
+        {
+            commitOrder.Add(new WriterTransaction("idle-tracked", ["Insert:idle-tracked"], 0));
+        }
+
+        await ExecuteAsync(idleTracked, "COMMIT");
+        await ExecuteAsync(idleUntracked, "ROLLBACK");
         await drain.DrainAsync();
 
         outcomes.GetValueOrDefault("commit").Should().BeGreaterThan(0);
@@ -153,7 +231,7 @@ public sealed class CommitOrderingStressTests(DatabaseFixture db) : IClassFixtur
             delivered.GetRange(first, events.Count).Should().Equal(events, $"{committed.Name} must be contiguous");
         }
 
-        // Causality: whatever had committed before a transaction's first write comes before it.
+        // Causality: whatever had committed before a transaction's last write comes before it.
         var positionOf = commitOrder.ToDictionary(c => c.Name, c => deliveredByTransaction[c.Name][0].Position);
         var maxPositionOfFirst = new long[commitOrder.Count + 1];
         for (var i = 0; i < commitOrder.Count; i++)
@@ -163,8 +241,8 @@ public sealed class CommitOrderingStressTests(DatabaseFixture db) : IClassFixtur
 
         foreach (var committed in commitOrder)
         {
-            positionOf[committed.Name].Should().BeGreaterThan(maxPositionOfFirst[committed.CommitsCompletedBeforeFirstWrite],
-                $"{committed.Name} wrote after {committed.CommitsCompletedBeforeFirstWrite} transactions had committed");
+            positionOf[committed.Name].Should().BeGreaterThan(maxPositionOfFirst[committed.CommitsCompletedBeforeLastWrite],
+                $"{committed.Name} wrote last after {committed.CommitsCompletedBeforeLastWrite} transactions had committed");
         }
     }
 

@@ -5,7 +5,7 @@ namespace PgEvents.Tests.Infrastructure;
 /// <summary>
 /// Tables for driving transactions step by step: a tracked <c>items</c> table, a <c>gate</c> whose
 /// deferred trigger runs after the PgEvents commit trigger (it can block on an advisory lock held by
-/// the test, or fail the commit), and a child table with a deferred foreign key.
+/// the test, pause, or fail the commit), and a child table with a deferred foreign key.
 /// </summary>
 internal static class OrderingTable
 {
@@ -22,6 +22,10 @@ internal static class OrderingTable
             BEGIN
                 IF NEW.action IN ('wait', 'wait-then-fail') THEN
                     PERFORM pg_advisory_xact_lock({{GateLock}});
+                END IF;
+                IF NEW.action = 'pause' THEN
+                    -- Slow work after the position was taken, as a user's deferred trigger may do.
+                    PERFORM pg_sleep(0.002);
                 END IF;
                 IF NEW.action IN ('fail', 'wait-then-fail') THEN
                     RAISE EXCEPTION 'gate refused the commit';
