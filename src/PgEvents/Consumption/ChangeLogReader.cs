@@ -25,10 +25,10 @@ internal sealed class ChangeLogReader
     private readonly string _sql;
     private PositionHole? _hole;
 
-    public ChangeLogReader(SchemaSettings settings, ILogger? logger = null)
+    public ChangeLogReader(SchemaSettings settings, ILogger? logger = null, TimeProvider? time = null)
     {
         _logger = logger ?? NullLogger.Instance;
-        _commitPhase = new CommitPhase(settings);
+        _commitPhase = new CommitPhase(settings, time ?? TimeProvider.System);
 
         // The lateral join walks transactions in position order and each one's events in id order,
         // so a read costs O(limit) whatever the size of the log or of a transaction: the lower bound

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Npgsql;
 
 namespace PgEvents;
@@ -12,10 +13,9 @@ namespace PgEvents;
 /// whatever it wrote, and so is a transaction connected to another database (advisory locks are
 /// per database).
 /// </summary>
-internal sealed class CommitPhase(SchemaSettings settings)
+internal sealed class CommitPhase(SchemaSettings settings, TimeProvider time)
 {
     private const string PostgresLockTimeout = "55P03";
-    private const string PostgresQueryCanceled = "57014";
 
     private const string HolderFilter =
         """
@@ -29,11 +29,14 @@ internal sealed class CommitPhase(SchemaSettings settings)
     private readonly string _stillRunningSql =
         $"SELECT objid::bigint FROM pg_locks WHERE {HolderFilter} AND objid::bigint = ANY(@holders)";
 
-    // One statement waits for every holder in turn; statement_timeout bounds the whole wait.
+    // The shared lock is released in the very statement that obtained it: a holder that rolled back
+    // the savepoint that took its key is still running and may ask for the key again, and the reader
+    // must never hold it then (that would fail the holder's lock_timeout, or close a deadlock with a
+    // transaction the reader waits for next). The reader holds nothing while it waits.
     private readonly string _waitSql =
         """
-        SELECT set_config('statement_timeout', @timeout, true);
-        SELECT count(pg_advisory_xact_lock_shared((@class::bigint << 32) | h)) FROM unnest(@holders) AS h
+        SELECT set_config('lock_timeout', @timeout, true);
+        SELECT pg_advisory_lock_shared((@class::bigint << 32) | @holder), pg_advisory_unlock_shared((@class::bigint << 32) | @holder)
         """;
 
     /// <summary>Every transaction in its commit phase now.</summary>
@@ -46,33 +49,43 @@ internal sealed class CommitPhase(SchemaSettings settings)
 
     /// <summary>
     /// Waits, for at most <paramref name="timeout"/>, until every one of <paramref name="holders"/>
-    /// has ended: a lock wait is the signal, so the reader reacts the moment the last one commits or
-    /// aborts. Returning says nothing about the outcome; the caller checks with
-    /// <see cref="StillRunningAsync"/> before it relies on it.
+    /// has released its commit lock: a lock wait is the signal, so the reader reacts the moment the
+    /// last one commits or aborts. Returning says nothing about the outcome (a holder may even have
+    /// taken its lock again); the caller checks with <see cref="StillRunningAsync"/> before it relies on it.
     /// </summary>
     public async Task WaitAsync(NpgsqlConnection connection, IReadOnlyList<uint> holders, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        if (holders.Count == 0)
+        var started = time.GetTimestamp();
+        foreach (var holder in holders)
         {
-            return;
+            var remaining = timeout - time.GetElapsedTime(started);
+            if (remaining <= TimeSpan.Zero || !await WaitForOneAsync(connection, holder, remaining, cancellationToken).ConfigureAwait(false))
+            {
+                return;
+            }
         }
+    }
 
-        // The shared locks taken to wait are transaction-level: committing the wait releases them.
+    /// <summary>Waits for one holder; false when it still runs after <paramref name="timeout"/>.</summary>
+    private async Task<bool> WaitForOneAsync(NpgsqlConnection connection, uint holder, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        // A transaction only scopes lock_timeout; the advisory lock itself is session-level and
+        // released by the same statement.
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         await using var command = new NpgsqlCommand(_waitSql, connection, transaction);
-        command.Parameters.AddWithValue("timeout", Math.Max(1, (long)timeout.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        command.Parameters.AddWithValue("timeout", Math.Max(1, (long)Math.Ceiling(timeout.TotalMilliseconds)).ToString(CultureInfo.InvariantCulture));
         command.Parameters.AddWithValue("class", settings.CommitLockClass);
-        command.Parameters.AddWithValue("holders", holders.Select(h => (long)h).ToArray());
+        command.Parameters.AddWithValue("holder", (long)holder);
         try
         {
             await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+            return true;
         }
-        catch (PostgresException e) when (!cancellationToken.IsCancellationRequested
-                                          && e.SqlState is PostgresQueryCanceled or PostgresLockTimeout)
+        catch (PostgresException e) when (!cancellationToken.IsCancellationRequested && e.SqlState == PostgresLockTimeout)
         {
-            // Still running after the timeout: the caller reads again and waits again.
             await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);
+            return false;
         }
     }
 

@@ -243,7 +243,7 @@ internal sealed class PgEventConsumer : IEventConsumer
         await AcquireLeaseAsync(connection, cancellationToken).ConfigureAwait(false);
         await using var listener = await NotificationListener.StartAsync(
             _dataSource, _options.NotificationChannel, _options.KeepAliveInterval, _wakeUp, cancellationToken).ConfigureAwait(false);
-        var reader = new ChangeLogReader(_settings, _logger);
+        var reader = new ChangeLogReader(_settings, _logger, _time);
         Cursor = _persisted = await _cursors.LoadAsync(connection, cancellationToken).ConfigureAwait(false);
         _active = true;
         _standby = false;
@@ -283,7 +283,7 @@ internal sealed class PgEventConsumer : IEventConsumer
                         // A replay moved the cursor: continue from where it now points.
                         _blocked = null;
                         Cursor = _persisted = await _cursors.LoadAsync(connection, cancellationToken).ConfigureAwait(false);
-                        reader = new ChangeLogReader(_settings, _logger);
+                        reader = new ChangeLogReader(_settings, _logger, _time);
                         PgEventsLog.CursorReset(_logger, Name, Cursor);
                     }
 
@@ -294,7 +294,7 @@ internal sealed class PgEventConsumer : IEventConsumer
                 if (await _cursors.WasResetAsync(connection, cancellationToken).ConfigureAwait(false))
                 {
                     Cursor = _persisted = await _cursors.LoadAsync(connection, cancellationToken).ConfigureAwait(false);
-                    reader = new ChangeLogReader(_settings, _logger);
+                    reader = new ChangeLogReader(_settings, _logger, _time);
                     PgEventsLog.CursorReset(_logger, Name, Cursor);
                     continue;
                 }
