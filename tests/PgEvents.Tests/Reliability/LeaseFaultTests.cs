@@ -104,11 +104,11 @@ public sealed class LeaseFaultTests(DatabaseFixture db) : IClassFixture<Database
         await SetUpAsync(schemaName, "lease_fault_items", role);
         var logsA = new LogCapture();
 
-        await using var a = await CreateConsumer(role.ConnectionString("instance-a"), schemaName, "lease_fault_items", logsA,
+        await using var a = await CreateConsumer(role.ConnectionString("lease-fault-a"), schemaName, "lease_fault_items", logsA,
             o => o.ReconnectDelay = TimeSpan.FromMilliseconds(100)).StartAsync();
         await db.ExecuteAsync("INSERT INTO lease_fault_items VALUES (1, 'before')");
         await a.Sink.WaitForCountAsync(1);
-        await using var b = await CreateConsumer(FaultHelpers.WithApplicationName(db.ConnectionString, "instance-b"), schemaName, "lease_fault_items", logs: null)
+        await using var b = await CreateConsumer(FaultHelpers.WithApplicationName(db.ConnectionString, "lease-fault-b"), schemaName, "lease_fault_items", logs: null)
             .StartAsync();
         await WaitUntilAsync(async () => (await b.Consumer.GetStatusAsync()).IsStandby, "B should stand by while A is active");
 
@@ -125,7 +125,7 @@ public sealed class LeaseFaultTests(DatabaseFixture db) : IClassFixture<Database
         await b.Sink.WaitForCountAsync(1);
         FaultHelpers.Ids(b.Sink).Should().Equal(2);
         var holders = await LeaseHoldersAsync(schemaName, "faulty");
-        holders.Should().ContainSingle().Which.Application.Should().Be("instance-b", "only B's working connection holds the lease");
+        holders.Should().ContainSingle().Which.Application.Should().Be("lease-fault-b", "only B's working connection holds the lease");
 
         // A keeps retrying (now as a standby) and keeps reporting what stops it, though it cannot even read its status.
         var health = await HealthCheckOf(a).CheckHealthAsync(Context);
