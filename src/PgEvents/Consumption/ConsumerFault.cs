@@ -2,8 +2,8 @@ namespace PgEvents;
 
 /// <summary>
 /// An error that keeps the consumer from running and that reconnecting alone does not cure: a missing
-/// privilege, a missing table or database, a failed login. The consumer keeps retrying with backoff,
-/// and the fault clears once it runs again.
+/// privilege, a missing table or database, a failed login, a connection that is not a session of its
+/// own. The consumer keeps retrying with backoff, and the fault clears once it runs again.
 /// </summary>
 /// <param name="SqlState">The PostgreSQL error code (SQLSTATE), or null when the error did not come from the server.</param>
 /// <param name="Message">What failed, as the server or PgEvents reported it.</param>

@@ -12,7 +12,8 @@ namespace PgEvents;
 /// <param name="Blocked">The event delivery is stuck on, or null.</param>
 /// <param name="Fault">
 /// The error that keeps this instance from running and that reconnecting does not cure (a missing
-/// privilege or table), or null. It clears once the instance runs again (saves its cursor, or finds nothing left to deliver).
+/// privilege or table, a connection that is not a session of its own), or null. It clears once the
+/// instance runs again (saves its cursor, or finds nothing left to deliver).
 /// </param>
 public sealed record ConsumerStatus(
     string ConsumerName,

@@ -19,6 +19,7 @@ internal sealed class PgEventConsumer : IEventConsumer
 
     private readonly NpgsqlDataSource _dataSource;
     private readonly NpgsqlDataSource _sessions;
+    private readonly SessionCheck _sessionCheck;
     private readonly PgEventsOptions _options;
     private readonly HandlerMap _handlers;
     private readonly IServiceScopeFactory _scopes;
@@ -76,6 +77,7 @@ internal sealed class PgEventConsumer : IEventConsumer
         _retention = new LogRetention(_settings);
         _validator = new MappingValidator(_dataSource, _options, _handlers);
         _leaseKey = SchemaSettings.DeriveKey("lease", _settings.SchemaName + "\0" + _options.ConsumerName);
+        _sessionCheck = new SessionCheck(_sessions, _options.ConsumerName);
         _lag = new LagSampler(MeasureLagAsync, _options.LagSampleInterval, _time, _logger, _options.ConsumerName);
         ConsumerLag.Register(this);
     }
@@ -121,12 +123,20 @@ internal sealed class PgEventConsumer : IEventConsumer
     }
 
     /// <summary>
-    /// Checks the mappings against the catalog and, with <see cref="PgEventsOptions.InstallOnStart"/>,
-    /// installs the schema and triggers. The hosted service awaits this in its StartAsync so that a
-    /// started host already captures every mapped table, and a bad mapping fails host start.
+    /// Checks that the consumer's connection is a session of its own and the mappings against the
+    /// catalog and, with <see cref="PgEventsOptions.InstallOnStart"/>, installs the schema and
+    /// triggers. The hosted service awaits this in its StartAsync so that a started host already
+    /// captures every mapped table, and a bad mapping or a connection through a transaction-pooling
+    /// PgBouncer fails host start (before anything is installed through it).
     /// </summary>
     internal async Task PrepareAsync(CancellationToken cancellationToken)
     {
+        var connection = await _sessions.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using (connection.ConfigureAwait(false))
+        {
+            await _sessionCheck.VerifyAsync(connection, cancellationToken).ConfigureAwait(false);
+        }
+
         await _validator.ValidateAsync(cancellationToken).ConfigureAwait(false);
         if (_options.InstallOnStart)
         {
@@ -246,7 +256,8 @@ internal sealed class PgEventConsumer : IEventConsumer
     }
 
     /// <summary>
-    /// One working session: opens an unpooled connection and consumes on it until it fails. Returns the failure and whether it is transient (a lost or
+    /// One working session: opens an unpooled connection, checks that it is a session of its own, and
+    /// consumes on it until it fails. Returns the failure and whether it is transient (a lost or
     /// broken connection, an overloaded or restarting server) or needs a fix (privileges, schema,
     /// connection settings); null when stopped. The connection, and with it the backend holding the
     /// lease, is closed before the failure is returned, so nothing waits or reports while the lease
@@ -258,6 +269,7 @@ internal sealed class PgEventConsumer : IEventConsumer
         try
         {
             connection = await _sessions.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await _sessionCheck.VerifyAsync(connection, cancellationToken).ConfigureAwait(false);
             await ConsumeAsync(connection, reconnecting, cancellationToken).ConfigureAwait(false);
             return null;
         }
@@ -770,7 +782,8 @@ internal sealed class PgEventConsumer : IEventConsumer
 
     /// <summary>
     /// Failures the consumer retries after reconnecting: everything that comes from the database or
-    /// the network, and PgEvents' own refusals. Any other exception is a bug and ends <see cref="RunAsync"/>.
+    /// the network, and PgEvents' own refusals (a connection that is not a session of its own). Any
+    /// other exception is a bug and ends <see cref="RunAsync"/>.
     /// </summary>
     private static bool IsRetryable(Exception e) =>
         e is NpgsqlException or IOException or TimeoutException or PgEventsException

@@ -8,7 +8,8 @@ namespace PgEvents;
 /// up; Degraded when blocked on a failing event or lagging more than
 /// <see cref="PgEventsOptions.HealthCheckMaxLag"/>; Unhealthy when not running, when the database
 /// cannot be reached, or while an error that reconnecting does not cure keeps it from running
-/// (<see cref="ConsumerStatus.Fault"/>: a missing privilege or table), naming that error. Register it with
+/// (<see cref="ConsumerStatus.Fault"/>: a missing privilege or table, a connection that is not a
+/// session of its own), naming that error. Register it with
 /// <c>services.AddHealthChecks().AddCheck&lt;PgEventsHealthCheck&gt;("pgevents")</c>.
 /// </summary>
 public sealed class PgEventsHealthCheck : IHealthCheck
