@@ -10,6 +10,11 @@ namespace PgEvents;
 /// <param name="LagEvents">Committed events not yet delivered.</param>
 /// <param name="LagTime">How long the oldest undelivered event has been committed; zero when caught up.</param>
 /// <param name="Blocked">The event delivery is stuck on, or null.</param>
+/// <param name="Fault">
+/// The error that keeps this instance from running and that reconnecting does not cure (a missing
+/// privilege or table, a connection that is not a session of its own), or null. It clears once the
+/// instance runs again (saves its cursor, or finds nothing left to deliver).
+/// </param>
 public sealed record ConsumerStatus(
     string ConsumerName,
     bool IsActive,
@@ -19,4 +24,5 @@ public sealed record ConsumerStatus(
     long CursorEventId,
     long LagEvents,
     TimeSpan LagTime,
-    BlockedEvent? Blocked);
+    BlockedEvent? Blocked,
+    ConsumerFault? Fault = null);

@@ -87,9 +87,12 @@ internal sealed class NotificationListener : IAsyncDisposable
         {
             await probe.ExecuteScalarAsync(timeout.Token).ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (!_stop.IsCancellationRequested)
+        catch (OperationCanceledException e) when (!_stop.IsCancellationRequested)
         {
-            throw new NpgsqlException("The LISTEN connection did not answer a keepalive probe; it is treated as dead.");
+            // The timeout as cause makes the failure transient (NpgsqlException.IsTransient): the consumer reconnects.
+            throw new NpgsqlException(
+                "The LISTEN connection did not answer a keepalive probe; it is treated as dead.",
+                new TimeoutException($"No answer to a probe within {_keepAlive + _keepAlive}.", e));
         }
     }
 

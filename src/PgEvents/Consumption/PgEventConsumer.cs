@@ -17,6 +17,8 @@ internal sealed class PgEventConsumer : IEventConsumer
     private static readonly TimeSpan MaxReconnectDelay = TimeSpan.FromSeconds(30);
 
     private readonly NpgsqlDataSource _dataSource;
+    private readonly NpgsqlDataSource _sessions;
+    private readonly SessionCheck _sessionCheck;
     private readonly PgEventsOptions _options;
     private readonly HandlerMap _handlers;
     private readonly IServiceScopeFactory _scopes;
@@ -40,6 +42,8 @@ internal sealed class PgEventConsumer : IEventConsumer
     private volatile bool _standby;
     private long _lastRetention;
     private volatile BlockedEvent? _blocked;
+    private volatile ConsumerFault? _fault;
+    private volatile bool _ranOnThisConnection;
     private readonly object _cursorLock = new();
     private LogPosition _cursorValue;
     private LogPosition _persisted;
@@ -53,6 +57,7 @@ internal sealed class PgEventConsumer : IEventConsumer
         ILogger<PgEventConsumer>? logger = null)
     {
         _dataSource = dataSource.DataSource;
+        _sessions = dataSource.SessionDataSource;
         _options = options.Value;
         _handlers = new HandlerMap(registrations);
         _scopes = scopes;
@@ -71,6 +76,7 @@ internal sealed class PgEventConsumer : IEventConsumer
         _retention = new LogRetention(_settings);
         _validator = new MappingValidator(_dataSource, _options, _handlers);
         _leaseKey = SchemaSettings.DeriveKey("lease", _settings.SchemaName + "\0" + _options.ConsumerName);
+        _sessionCheck = new SessionCheck(_sessions, _options.ConsumerName);
         _lag = new LagSampler(MeasureLagAsync, _options.LagSampleInterval, _time, _logger, _options.ConsumerName);
         ConsumerLag.Register(this);
     }
@@ -103,6 +109,9 @@ internal sealed class PgEventConsumer : IEventConsumer
 
     public string Name => _options.ConsumerName;
 
+    /// <summary>The non-transient error that keeps this instance from running, or null.</summary>
+    internal ConsumerFault? Fault => _fault;
+
     public async Task InstallAsync(CancellationToken cancellationToken = default)
     {
         await _schema.InstallAsync(cancellationToken).ConfigureAwait(false);
@@ -113,12 +122,20 @@ internal sealed class PgEventConsumer : IEventConsumer
     }
 
     /// <summary>
-    /// Checks the mappings against the catalog and, with <see cref="PgEventsOptions.InstallOnStart"/>,
-    /// installs the schema and triggers. The hosted service awaits this in its StartAsync so that a
-    /// started host already captures every mapped table, and a bad mapping fails host start.
+    /// Checks that the consumer's connection is a session of its own and the mappings against the
+    /// catalog and, with <see cref="PgEventsOptions.InstallOnStart"/>, installs the schema and
+    /// triggers. The hosted service awaits this in its StartAsync so that a started host already
+    /// captures every mapped table, and a bad mapping or a connection through a transaction-pooling
+    /// PgBouncer fails host start (before anything is installed through it).
     /// </summary>
     internal async Task PrepareAsync(CancellationToken cancellationToken)
     {
+        var connection = await _sessions.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using (connection.ConfigureAwait(false))
+        {
+            await _sessionCheck.VerifyAsync(connection, cancellationToken).ConfigureAwait(false);
+        }
+
         await _validator.ValidateAsync(cancellationToken).ConfigureAwait(false);
         if (_options.InstallOnStart)
         {
@@ -153,35 +170,45 @@ internal sealed class PgEventConsumer : IEventConsumer
             var reconnecting = false;
             while (!cancellationToken.IsCancellationRequested)
             {
-                try
-                {
-                    await ConsumeAsync(reconnecting, cancellationToken).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                _ranOnThisConnection = false;
+                if (await RunSessionAsync(reconnecting, cancellationToken).ConfigureAwait(false) is not { } failure)
                 {
                     break;
                 }
-                catch (Exception e) when (IsConnectionFailure(e))
-                {
-                    _active = false;
-                    _standby = false;
-                    PgEventsLog.ConnectionLost(_logger, e, Name, reconnectDelay);
-                    PgEventsDiagnostics.Reconnects.Add(1, _consumerTag);
-                    try
-                    {
-                        await Task.Delay(reconnectDelay, _time, cancellationToken).ConfigureAwait(false);
-                    }
-                    catch (OperationCanceledException)
-                    {
-                        break;
-                    }
 
-                    reconnectDelay = TimeSpan.FromTicks(Math.Min(reconnectDelay.Ticks * 2, Math.Max(MaxReconnectDelay.Ticks, _options.ReconnectDelay.Ticks)));
-                    reconnecting = true;
-                    continue;
+                var (error, transient) = failure;
+                if (_ranOnThisConnection)
+                {
+                    // It ran before this failure: the backoff starts over.
+                    reconnectDelay = _options.ReconnectDelay;
                 }
 
-                reconnectDelay = _options.ReconnectDelay;
+                // The fault is recorded before the roles are cleared, so a status read in between
+                // never shows a consumer that merely stopped.
+                var fault = transient ? null : RecordFault(error);
+                _active = false;
+                _standby = false;
+                if (fault is null)
+                {
+                    PgEventsLog.ConnectionLost(_logger, error, Name, reconnectDelay);
+                }
+                else
+                {
+                    PgEventsLog.NonTransientFailure(_logger, error, Name, fault.SqlState ?? "none", fault.Message, reconnectDelay);
+                }
+
+                PgEventsDiagnostics.Reconnects.Add(1, _consumerTag);
+                try
+                {
+                    await Task.Delay(reconnectDelay, _time, cancellationToken).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+
+                reconnectDelay = TimeSpan.FromTicks(Math.Min(reconnectDelay.Ticks * 2, Math.Max(MaxReconnectDelay.Ticks, _options.ReconnectDelay.Ticks)));
+                reconnecting = true;
             }
         }
         finally
@@ -213,7 +240,7 @@ internal sealed class PgEventConsumer : IEventConsumer
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
         var lagTime = reader.IsDBNull(2) ? TimeSpan.Zero : TimeSpan.FromSeconds(Math.Max(0, reader.GetDouble(2)));
-        return new ConsumerStatus(Name, _active, _standby, reader.GetInt64(0), cursor.Position, cursor.EventId, reader.GetInt64(1), lagTime, _blocked);
+        return new ConsumerStatus(Name, _active, _standby, reader.GetInt64(0), cursor.Position, cursor.EventId, reader.GetInt64(1), lagTime, _blocked, _fault);
     }
 
     private async Task<LogPosition> ReadStoredCursorAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
@@ -227,10 +254,45 @@ internal sealed class PgEventConsumer : IEventConsumer
             : LogPosition.Start;
     }
 
-    private async Task ConsumeAsync(bool reconnecting, CancellationToken cancellationToken)
+    /// <summary>
+    /// One working session: opens an unpooled connection, checks that it is a session of its own, and
+    /// consumes on it until it fails. Returns the failure and whether it is transient (a lost or
+    /// broken connection, an overloaded or restarting server) or needs a fix (privileges, schema,
+    /// connection settings); null when stopped. The connection, and with it the backend holding the
+    /// lease, is closed before the failure is returned, so nothing waits or reports while the lease
+    /// is still held.
+    /// </summary>
+    private async Task<(Exception Error, bool Transient)?> RunSessionAsync(bool reconnecting, CancellationToken cancellationToken)
     {
-        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        NpgsqlConnection? connection = null;
+        try
+        {
+            connection = await _sessions.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await _sessionCheck.VerifyAsync(connection, cancellationToken).ConfigureAwait(false);
+            await ConsumeAsync(connection, reconnecting, cancellationToken).ConfigureAwait(false);
+            return null;
+        }
+        catch (Exception e) when (cancellationToken.IsCancellationRequested && (e is OperationCanceledException || IsRetryable(e)))
+        {
+            // Stopping: whatever the connection did meanwhile is no fault.
+            return null;
+        }
+        catch (Exception e) when (IsRetryable(e))
+        {
+            // A broken connection explains any error raised through it, whatever its type.
+            return (e, IsTransient(e) || (connection is not null && IsBroken(connection)));
+        }
+        finally
+        {
+            if (connection is not null)
+            {
+                await connection.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
 
+    private async Task ConsumeAsync(NpgsqlConnection connection, bool reconnecting, CancellationToken cancellationToken)
+    {
         // Listen before the first read: whatever commits after this point also wakes us up.
         // Every write on this connection (cursor, dead letters, transactional handler writes, retention)
         // is safe to lose in a server crash: it is redone when the events are delivered again. Not
@@ -242,7 +304,7 @@ internal sealed class PgEventConsumer : IEventConsumer
 
         await AcquireLeaseAsync(connection, cancellationToken).ConfigureAwait(false);
         await using var listener = await NotificationListener.StartAsync(
-            _dataSource, _options.NotificationChannel, _options.KeepAliveInterval, _wakeUp, cancellationToken).ConfigureAwait(false);
+            _sessions, _options.NotificationChannel, _options.KeepAliveInterval, _wakeUp, cancellationToken).ConfigureAwait(false);
         var reader = new ChangeLogReader(_settings, _logger, _time);
         Cursor = _persisted = await _cursors.LoadAsync(connection, cancellationToken).ConfigureAwait(false);
         _active = true;
@@ -438,6 +500,39 @@ internal sealed class PgEventConsumer : IEventConsumer
                 PgEventsLog.Purged(_logger, Name, deleted, age);
             }
         }
+
+        // Called when a read found nothing left to deliver: the whole cycle works on this connection.
+        ConfirmRunning();
+    }
+
+    /// <summary>
+    /// Notes that this connection got through a full cycle (a saved cursor, or a read that found
+    /// nothing left): a fault is over, and the reconnect backoff starts over after the next failure.
+    /// Becoming active is not enough, since a missing privilege may only show on the first write.
+    /// </summary>
+    private void ConfirmRunning()
+    {
+        _ranOnThisConnection = true;
+        if (_fault is not null)
+        {
+            _fault = null;
+            PgEventsLog.FaultCleared(_logger, Name);
+        }
+    }
+
+    /// <summary>Records a non-transient failure, counting it into the fault already open, if any.</summary>
+    private ConsumerFault RecordFault(Exception error)
+    {
+        var (sqlState, message) = error switch
+        {
+            PostgresException postgres => (postgres.SqlState, postgres.MessageText),
+            InvalidOperationException { InnerException: PostgresException postgres } => (postgres.SqlState, postgres.MessageText),
+            _ => ((string?)null, error.Message),
+        };
+        var previous = _fault;
+        var fault = new ConsumerFault(sqlState, message, previous?.Since ?? _time.GetUtcNow(), (previous?.Attempts ?? 0) + 1);
+        _fault = fault;
+        return fault;
     }
 
     private async Task<LagSample> MeasureLagAsync(CancellationToken cancellationToken)
@@ -500,6 +595,7 @@ internal sealed class PgEventConsumer : IEventConsumer
         }
 
         _persisted = Cursor;
+        ConfirmRunning();
     }
 
     private async Task DeliverAsync(NpgsqlConnection connection, CapturedEvent captured, CancellationToken cancellationToken)
@@ -675,7 +771,29 @@ internal sealed class PgEventConsumer : IEventConsumer
     private static bool IsBroken(NpgsqlConnection connection) =>
         connection.FullState.HasFlag(ConnectionState.Broken) || connection.State == ConnectionState.Closed;
 
-    private static bool IsConnectionFailure(Exception e) =>
-        e is NpgsqlException or IOException or TimeoutException
+    /// <summary>
+    /// Failures the consumer retries after reconnecting: everything that comes from the database or
+    /// the network, and PgEvents' own refusals (a connection that is not a session of its own). Any
+    /// other exception is a bug and ends <see cref="RunAsync"/>.
+    /// </summary>
+    private static bool IsRetryable(Exception e) =>
+        e is NpgsqlException or IOException or TimeoutException or PgEventsException
         || (e is InvalidOperationException && e.InnerException is NpgsqlException);
+
+    /// <summary>
+    /// Whether reconnecting alone can cure a failure. Npgsql knows the transient server errors by
+    /// SQLSTATE (57P01 admin shutdown, 53300 too many connections, 08006, ...) and treats its own
+    /// errors as transient when an I/O error or a timeout caused them. PgBouncer reports its pool and
+    /// connection troubles as 08P01, which Npgsql does not list; the whole 08 class is a connection
+    /// problem. Everything else (42501 insufficient privilege, 42P01 undefined table, 3D000 no such
+    /// database, 28P01 failed login, a PgEvents refusal) needs a fix and is reported as a fault.
+    /// </summary>
+    private static bool IsTransient(Exception e) => e switch
+    {
+        PostgresException postgres => postgres.IsTransient || postgres.SqlState.StartsWith("08", StringComparison.Ordinal),
+        NpgsqlException npgsql => npgsql.IsTransient,
+        IOException or TimeoutException => true,
+        InvalidOperationException { InnerException: { } inner } => IsTransient(inner),
+        _ => false,
+    };
 }

@@ -61,4 +61,10 @@ internal static partial class PgEventsLog
 
     [LoggerMessage(23, LogLevel.Debug, "PgEvents consumer {Consumer} could not measure its lag; the gauges keep the previous value")]
     public static partial void LagSampleFailed(ILogger logger, Exception exception, string consumer);
+
+    [LoggerMessage(24, LogLevel.Error, "PgEvents consumer {Consumer} cannot run: SQLSTATE {SqlState}: {Reason}. Reconnecting does not cure this; it needs a fix (privileges, schema, connection settings). Retrying in {Delay}")]
+    public static partial void NonTransientFailure(ILogger logger, Exception exception, string consumer, string sqlState, string reason, TimeSpan delay);
+
+    [LoggerMessage(25, LogLevel.Information, "PgEvents consumer {Consumer} runs again; the error that kept it from running is gone")]
+    public static partial void FaultCleared(ILogger logger, string consumer);
 }

@@ -4,7 +4,7 @@ using Npgsql;
 namespace PgEvents;
 
 /// <summary>
-/// The connection pool PgEvents uses, kept apart from any <see cref="NpgsqlDataSource"/> the host
+/// The connections PgEvents uses, kept apart from any <see cref="NpgsqlDataSource"/> the host
 /// registers. TCP keepalive is turned on unless configured, so a half-open LISTEN connection is
 /// detected instead of waiting forever.
 /// </summary>
@@ -24,11 +24,36 @@ internal sealed class PgEventsDataSource : IAsyncDisposable, IDisposable
         }
 
         DataSource = NpgsqlDataSource.Create(builder);
+
+        // Npgsql resets a pooled connection lazily: Close returns it to the pool as it is, and the
+        // DISCARD ALL that drops its session state is only sent with its next use. A session advisory
+        // lock (the consumer's lease) or a LISTEN taken on a pooled connection therefore outlives the
+        // consumer's use of it, held by an idle backend until the pool hands that connection out again
+        // or prunes it, and every other instance waits on standby meanwhile. Unpooled, Close ends the
+        // backend, and PostgreSQL releases the session's locks and listens with it. Opening a physical
+        // connection costs a few milliseconds, paid once per (re)connect of the consumer.
+        var session = new NpgsqlConnectionStringBuilder(builder.ConnectionString) { Pooling = false, Multiplexing = false };
+        SessionDataSource = NpgsqlDataSource.Create(session);
     }
 
+    /// <summary>Pooled connections for short, stateless work: status queries, replays, installs.</summary>
     public NpgsqlDataSource DataSource { get; }
 
-    public ValueTask DisposeAsync() => DataSource.DisposeAsync();
+    /// <summary>
+    /// Unpooled connections for what lives in a session: the consumer's working connection (its lease),
+    /// its LISTEN connection, and the probe that checks they are real sessions.
+    /// </summary>
+    public NpgsqlDataSource SessionDataSource { get; }
 
-    public void Dispose() => DataSource.Dispose();
+    public async ValueTask DisposeAsync()
+    {
+        await SessionDataSource.DisposeAsync().ConfigureAwait(false);
+        await DataSource.DisposeAsync().ConfigureAwait(false);
+    }
+
+    public void Dispose()
+    {
+        SessionDataSource.Dispose();
+        DataSource.Dispose();
+    }
 }

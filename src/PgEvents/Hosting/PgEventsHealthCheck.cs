@@ -6,8 +6,11 @@ namespace PgEvents;
 /// <summary>
 /// Reports the consumer's state: Healthy when active (or a standby ready to take over) and keeping
 /// up; Degraded when blocked on a failing event or lagging more than
-/// <see cref="PgEventsOptions.HealthCheckMaxLag"/>; Unhealthy when not running or the database
-/// cannot be reached. Register it with <c>services.AddHealthChecks().AddCheck&lt;PgEventsHealthCheck&gt;("pgevents")</c>.
+/// <see cref="PgEventsOptions.HealthCheckMaxLag"/>; Unhealthy when not running, when the database
+/// cannot be reached, or while an error that reconnecting does not cure keeps it from running
+/// (<see cref="ConsumerStatus.Fault"/>: a missing privilege or table, a connection that is not a
+/// session of its own), naming that error. Register it with
+/// <c>services.AddHealthChecks().AddCheck&lt;PgEventsHealthCheck&gt;("pgevents")</c>.
 /// </summary>
 public sealed class PgEventsHealthCheck : IHealthCheck
 {
@@ -35,7 +38,11 @@ public sealed class PgEventsHealthCheck : IHealthCheck
         }
         catch (Exception e) when (e is Npgsql.NpgsqlException or TimeoutException)
         {
-            return HealthCheckResult.Unhealthy($"PgEvents consumer '{_consumer.Name}' cannot reach its database.", e);
+            // The fault that stops the consumer (say, a revoked privilege) often stops the status query
+            // too; it is the better explanation.
+            return (_consumer as PgEventConsumer)?.Fault is { } known
+                ? HealthCheckResult.Unhealthy(FaultDescription(_consumer.Name, known), e, FaultData(_consumer.Name, known))
+                : HealthCheckResult.Unhealthy($"PgEvents consumer '{_consumer.Name}' cannot reach its database: {e.Message}", e);
         }
 
         var data = new Dictionary<string, object>
@@ -47,6 +54,16 @@ public sealed class PgEventsHealthCheck : IHealthCheck
             ["lag_events"] = status.LagEvents,
             ["lag_seconds"] = status.LagTime.TotalSeconds,
         };
+        if (status.Fault is { } fault)
+        {
+            foreach (var (key, value) in FaultData(status.ConsumerName, fault))
+            {
+                data[key] = value;
+            }
+
+            return HealthCheckResult.Unhealthy(FaultDescription(status.ConsumerName, fault), data: data);
+        }
+
         if (status.Blocked is { } blocked)
         {
             data["blocked_position"] = blocked.Position;
@@ -75,5 +92,26 @@ public sealed class PgEventsHealthCheck : IHealthCheck
         return status.LagTime > _maxLag
             ? HealthCheckResult.Degraded($"PgEvents consumer '{status.ConsumerName}' lags {status.LagTime} ({status.LagEvents} events).", data: data)
             : HealthCheckResult.Healthy($"PgEvents consumer '{status.ConsumerName}' is active.", data);
+    }
+
+    private static string FaultDescription(string consumer, ConsumerFault fault) =>
+        $"PgEvents consumer '{consumer}' cannot run: {fault} (since {fault.Since:O}, {fault.Attempts} attempts); " +
+        "it keeps retrying, and runs again once the cause is fixed.";
+
+    private static Dictionary<string, object> FaultData(string consumer, ConsumerFault fault)
+    {
+        var data = new Dictionary<string, object>
+        {
+            ["consumer"] = consumer,
+            ["fault_error"] = fault.Message,
+            ["fault_since"] = fault.Since,
+            ["fault_attempts"] = fault.Attempts,
+        };
+        if (fault.SqlState is { } sqlState)
+        {
+            data["fault_sqlstate"] = sqlState;
+        }
+
+        return data;
     }
 }

@@ -9,13 +9,17 @@ internal static class FaultHelpers
     public static string WithApplicationName(string connectionString, string applicationName) =>
         new NpgsqlConnectionStringBuilder(connectionString) { ApplicationName = applicationName }.ConnectionString;
 
-    /// <summary>Terminates every session of an application, as a network cut or a DBA would.</summary>
+    /// <summary>
+    /// Terminates every session of an application in the connection string's database, as a network
+    /// cut or a DBA would. Other test classes run in parallel on other databases of the same server.
+    /// </summary>
     public static async Task<long> TerminateAsync(string connectionString, string applicationName)
     {
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync();
         await using var command = new NpgsqlCommand(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = @app AND pid <> pg_backend_pid()", connection);
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity " +
+            "WHERE application_name = @app AND datname = current_database() AND pid <> pg_backend_pid()", connection);
         command.Parameters.AddWithValue("app", applicationName);
         return (long)(await command.ExecuteScalarAsync())!;
     }
