@@ -4,12 +4,12 @@
 # tracked by PgEvents at two schema versions (default: 4 and the latest in sql/). Each cell runs
 # ROUNDS times; a round runs the designs back to back in an order rotated from round to round.
 #
-#   benchmarks/pgbench/write-versions.sh [baseline-version] > result.md
+#   benchmarks/pgbench/write-versions.sh [baseline-version [candidate-version]] > result.md
 #   SECONDS_PER_CELL=8 ROUNDS=3 CLIENTS="1 4 16" benchmarks/pgbench/write-versions.sh 4
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BASE_VERSION="${1:-4}"
-LATEST=$(ls sql/*.sql | sed -E 's#.*/0*([0-9]+)_.*#\1#' | sort -n | tail -1)
+LATEST="${2:-$(ls sql/*.sql | sed -E 's#.*/0*([0-9]+)_.*#\1#' | sort -n | tail -1)}"
 SECONDS_PER_CELL="${SECONDS_PER_CELL:-8}"
 ROUNDS="${ROUNDS:-3}"
 CLIENTS="${CLIENTS:-1 4 16}"

@@ -47,6 +47,30 @@ internal sealed class TableTracker(NpgsqlDataSource dataSource, SchemaSettings s
         PgEventsLog.TableUntracked(logger, table);
     }
 
+    /// <summary>Why changes of the table would not all be captured; empty when they would.</summary>
+    public async Task<IReadOnlyList<string>> GetProblemsAsync(TableName table, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        var oid = await ResolveAsync(connection, table, cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand($"SELECT {settings.Schema}.tracking_problems(@oid::regclass)", connection);
+        command.Parameters.Add(new NpgsqlParameter<uint>("oid", NpgsqlDbType.Oid) { TypedValue = oid });
+        var problems = new List<string>();
+        try
+        {
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                problems.Add($"{table}: {reader.GetString(0)}");
+            }
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UndefinedFunction)
+        {
+            throw NotInstalled(e);
+        }
+
+        return problems;
+    }
+
     public async Task<IReadOnlyList<TableName>> GetTrackedAsync(CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
@@ -56,10 +80,12 @@ internal sealed class TableTracker(NpgsqlDataSource dataSource, SchemaSettings s
               FROM pg_trigger t
               JOIN pg_class c ON c.oid = t.tgrelid
               JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE t.tgname = @trigger
+             WHERE t.tgname = @trigger AND t.tgparentid = 0
+               AND t.tgargs = convert_to(t.tgrelid::text, 'UTF8') || '\x00'::bytea
              ORDER BY 1, 2
             """, connection);
-        command.Parameters.AddWithValue("trigger", settings.TriggerPrefix + "_insert");
+        // Only the tracked tables themselves: a partition's or child's trigger names its tracked table.
+        command.Parameters.AddWithValue("trigger", "!" + settings.TriggerPrefix + "_insert");
         var tables = new List<TableName>();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))

@@ -63,11 +63,12 @@ internal sealed class PgEventConsumer : IEventConsumer
         _scopes = scopes;
         _logger = logger ?? (ILogger)Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
         _time = time;
-        _settings = new SchemaSettings(_options.SchemaName, _options.NotificationChannel);
+        _settings = new SchemaSettings(_options.SchemaName, _options.NotificationChannel, _options.CaptureReplicaWrites);
         _schema = new PgEventsSchema(_dataSource, new PgEventsSchemaOptions
         {
             SchemaName = _options.SchemaName,
             NotificationChannel = _options.NotificationChannel,
+            CaptureReplicaWrites = _options.CaptureReplicaWrites,
         }, _logger);
         _cursors = new CursorStore(_settings, _options.ConsumerName);
         _deserializer = new RowDeserializer(_options.JsonSerializerOptions);
@@ -141,6 +142,10 @@ internal sealed class PgEventConsumer : IEventConsumer
         {
             await InstallAsync(cancellationToken).ConfigureAwait(false);
         }
+
+        // Without this, a capture trigger someone disabled (or a partition added without its
+        // TRUNCATE trigger) would lose changes silently while the consumer reports itself healthy.
+        await _schema.EnsureCapturedAsync(_handlers.Tables, cancellationToken).ConfigureAwait(false);
 
         Volatile.Write(ref _prepared, 1);
     }
@@ -670,7 +675,8 @@ internal sealed class PgEventConsumer : IEventConsumer
             throw new PgEventsException(
                 $"No handler is registered for table {captured.TableName} (event at position {captured.LogPosition}). " +
                 $"Register one with AddHandler<TRow, THandler>(\"{captured.Schema}.{captured.Table}\"), untrack the table, " +
-                "or set PgEventsOptions.UnmappedTablePolicy to Skip.");
+                "or set PgEventsOptions.UnmappedTablePolicy to Skip. If a mapped table was renamed, its events carry the new name " +
+                "from the rename on: map the new name.");
         }
 
         using var activity = PgEventsDiagnostics.ActivitySource.StartActivity("pgevents.deliver", ActivityKind.Consumer);

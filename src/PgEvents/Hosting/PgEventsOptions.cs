@@ -24,6 +24,12 @@ public sealed class PgEventsOptions
     public string NotificationChannel { get; set; } = PgEventsSchemaOptions.DefaultNotificationChannel;
 
     /// <summary>
+    /// Capture writes made with <c>session_replication_role = replica</c> (logical replication apply
+    /// workers, <c>pg_restore</c>, sync tools). Default <c>true</c>. See <see cref="PgEventsSchemaOptions.CaptureReplicaWrites"/>.
+    /// </summary>
+    public bool CaptureReplicaWrites { get; set; } = true;
+
+    /// <summary>
     /// Install or upgrade the schema and the capture triggers of every mapped table when the
     /// consumer starts. Default true; turn off when migrations do it (<see cref="IEventConsumer.InstallAsync"/>).
     /// </summary>

@@ -72,6 +72,31 @@ public sealed class PgEventsSchema
         _tracker.GetTrackedAsync(cancellationToken);
 
     /// <summary>
+    /// Throws a <see cref="PgEventsException"/> naming every problem (a missing or disabled capture
+    /// trigger on a table, one of its partitions or children) that would keep changes of
+    /// <paramref name="tables"/> out of the log. <see cref="TrackTableAsync"/> repairs them.
+    /// </summary>
+    /// <param name="tables">The tables whose capture is checked.</param>
+    /// <param name="cancellationToken">Cancels the check.</param>
+    /// <returns>A task that completes when every table is fully captured.</returns>
+    public async Task EnsureCapturedAsync(IEnumerable<TableName> tables, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(tables);
+        var problems = new List<string>();
+        foreach (var table in tables)
+        {
+            problems.AddRange(await _tracker.GetProblemsAsync(table, cancellationToken).ConfigureAwait(false));
+        }
+
+        if (problems.Count > 0)
+        {
+            throw new PgEventsException(
+                "Changes of mapped tables would not be captured: " + string.Join("; ", problems) +
+                ". Track the tables again (InstallOnStart, IEventConsumer.InstallAsync or PgEventsSchema.TrackTableAsync) to repair the triggers.");
+        }
+    }
+
+    /// <summary>
     /// Removes a consumer's cursor and dead letters, so it no longer holds retention back. If that
     /// consumer runs again it starts over from the oldest event still kept.
     /// </summary>

@@ -17,4 +17,12 @@ public sealed class PgEventsSchemaOptions
     /// Default <c>pgevents</c>.
     /// </summary>
     public string NotificationChannel { get; set; } = DefaultNotificationChannel;
+
+    /// <summary>
+    /// Capture writes made with <c>session_replication_role = replica</c> (logical replication apply
+    /// workers, <c>pg_restore</c>, many sync and migration tools), which skip ordinary triggers.
+    /// Default <c>true</c>; set <c>false</c> to leave such writes out of the log. Applied to every
+    /// tracked table when it is tracked (tracking again after a change repairs the triggers).
+    /// </summary>
+    public bool CaptureReplicaWrites { get; set; } = true;
 }

@@ -74,10 +74,12 @@ internal sealed class SchemaInstaller(NpgsqlDataSource dataSource, SchemaSetting
 
         // Settings are re-applied on every install so a changed channel takes effect.
         await ExecuteAsync(connection,
-            $"INSERT INTO {settings.Qualify("settings")} (schema_name, channel, trigger_prefix) VALUES (@schema, @channel, @prefix) " +
-            "ON CONFLICT (id) DO UPDATE SET schema_name = EXCLUDED.schema_name, channel = EXCLUDED.channel, trigger_prefix = EXCLUDED.trigger_prefix",
+            $"INSERT INTO {settings.Qualify("settings")} (schema_name, channel, trigger_prefix, capture_replica_writes) VALUES (@schema, @channel, @prefix, @replica) " +
+            "ON CONFLICT (id) DO UPDATE SET schema_name = EXCLUDED.schema_name, channel = EXCLUDED.channel, " +
+            "trigger_prefix = EXCLUDED.trigger_prefix, capture_replica_writes = EXCLUDED.capture_replica_writes",
             cancellationToken,
-            ("schema", settings.SchemaName), ("channel", settings.NotificationChannel), ("prefix", settings.TriggerPrefix)).ConfigureAwait(false);
+            ("schema", settings.SchemaName), ("channel", settings.NotificationChannel), ("prefix", settings.TriggerPrefix),
+            ("replica", settings.CaptureReplicaWrites)).ConfigureAwait(false);
 
         return SchemaScript.LatestVersion;
     }

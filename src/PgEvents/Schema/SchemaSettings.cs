@@ -6,8 +6,9 @@ namespace PgEvents;
 /// <summary>Validated schema options with every derived name PgEvents puts into SQL.</summary>
 internal sealed class SchemaSettings
 {
-    public SchemaSettings(string schemaName, string notificationChannel)
+    public SchemaSettings(string schemaName, string notificationChannel, bool captureReplicaWrites = true)
     {
+        CaptureReplicaWrites = captureReplicaWrites;
         SchemaName = SqlIdentifier.Validate(schemaName, nameof(schemaName));
         NotificationChannel = SqlIdentifier.Validate(notificationChannel, nameof(notificationChannel));
         Schema = SqlIdentifier.Quote(schemaName);
@@ -32,7 +33,7 @@ internal sealed class SchemaSettings
     public static SchemaSettings From(PgEventsSchemaOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        return new SchemaSettings(options.SchemaName, options.NotificationChannel);
+        return new SchemaSettings(options.SchemaName, options.NotificationChannel, options.CaptureReplicaWrites);
     }
 
     /// <summary>The schema name as stored in the catalog.</summary>
@@ -42,6 +43,9 @@ internal sealed class SchemaSettings
     public string Schema { get; }
 
     public string NotificationChannel { get; }
+
+    /// <summary>Whether capture triggers fire for sessions with <c>session_replication_role = replica</c>.</summary>
+    public bool CaptureReplicaWrites { get; }
 
     public string TransactionKey { get; }
 
