@@ -160,4 +160,25 @@ public sealed class StartupValidationTests(DatabaseFixture db) : IClassFixture<D
         deliveries[2].OldRow.Should().Be(new OrderItemRow(1, 9.99m));
         deliveries[2].Row.Should().Be(new OrderItemRow(1, 10.50m));
     }
+
+    [Fact]
+    public async Task A_consumer_that_does_not_install_refuses_to_start_while_a_mapped_tables_capture_trigger_is_disabled()
+    {
+        await db.ExecuteAsync("CREATE TABLE sv_disabled (id bigint PRIMARY KEY, label text NOT NULL)");
+        await using (var installer = ConsumerHost.Create(db.ConnectionString,
+                         b => b.AddHandler<KeylessRow, RecordingHandler<KeylessRow>>("sv_disabled"), o => o.ConsumerName = "sv_disabled"))
+        {
+            await installer.Consumer.InstallAsync();
+        }
+
+        await db.ExecuteAsync("""ALTER TABLE sv_disabled DISABLE TRIGGER "!pgevents_delete" """);
+        await using var host = ConsumerHost.Create(db.ConnectionString,
+            b => b.AddHandler<KeylessRow, RecordingHandler<KeylessRow>>("sv_disabled"),
+            o => { o.ConsumerName = "sv_disabled"; o.InstallOnStart = false; });
+
+        var run = () => RunBrieflyAsync(host);
+
+        (await run.Should().ThrowAsync<PgEventsException>()).Which.Message
+            .Should().Contain("sv_disabled").And.Contain("!pgevents_delete").And.Contain("disabled");
+    }
 }
