@@ -171,7 +171,10 @@ public sealed class StartupValidationTests(DatabaseFixture db) : IClassFixture<D
             await installer.Consumer.InstallAsync();
         }
 
-        await db.ExecuteAsync("""ALTER TABLE sv_disabled DISABLE TRIGGER "!pgevents_delete" """);
+        // The test host gives each consumer a schema of its own, whose trigger names carry a hash.
+        var trigger = await db.ScalarAsync<string>(
+            "SELECT tgname::text FROM pg_trigger WHERE tgrelid = 'sv_disabled'::regclass AND tgname LIKE '!pgevents%\\_delete'");
+        await db.ExecuteAsync($"ALTER TABLE sv_disabled DISABLE TRIGGER \"{trigger}\"");
         await using var host = ConsumerHost.Create(db.ConnectionString,
             b => b.AddHandler<KeylessRow, RecordingHandler<KeylessRow>>("sv_disabled"),
             o => { o.ConsumerName = "sv_disabled"; o.InstallOnStart = false; });
@@ -179,6 +182,6 @@ public sealed class StartupValidationTests(DatabaseFixture db) : IClassFixture<D
         var run = () => RunBrieflyAsync(host);
 
         (await run.Should().ThrowAsync<PgEventsException>()).Which.Message
-            .Should().Contain("sv_disabled").And.Contain("!pgevents_delete").And.Contain("disabled");
+            .Should().Contain("sv_disabled").And.Contain(trigger).And.Contain("disabled");
     }
 }
