@@ -28,12 +28,7 @@ public sealed class PartitionedTableCaptureTests(DatabaseFixture db) : IClassFix
 
     public Task DisposeAsync() => Task.CompletedTask;
 
-    private async Task<LogDrain> FreshDrainAsync()
-    {
-        var drain = new LogDrain(db.DataSource, _schema);
-        await drain.DrainAsync();
-        return drain;
-    }
+    private Task<LogDrain> FreshDrainAsync() => LogDrain.CaughtUpAsync(db.DataSource, _schema);
 
     [Fact]
     public async Task An_update_that_moves_a_row_to_another_partition_of_a_tracked_table_is_delivered()

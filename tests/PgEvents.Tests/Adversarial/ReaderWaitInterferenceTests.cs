@@ -25,12 +25,7 @@ public sealed class ReaderWaitInterferenceTests(DatabaseFixture db) : IClassFixt
 
     private async Task<NpgsqlConnection> OpenAsync() => await db.DataSource.OpenConnectionAsync();
 
-    private async Task<LogDrain> FreshDrainAsync()
-    {
-        var drain = new LogDrain(db.DataSource, _schema);
-        await drain.DrainAsync();
-        return drain;
-    }
+    private Task<LogDrain> FreshDrainAsync() => LogDrain.CaughtUpAsync(db.DataSource, _schema);
 
     /// <summary>Waits until the reader's backend waits for the commit lock of <paramref name="xid32"/>.</summary>
     private Task ReaderWaitsForAsync(uint xid32) =>

@@ -30,12 +30,7 @@ public sealed class HoleResolutionTests(DatabaseFixture db) : IClassFixture<Data
 
     public Task DisposeAsync() => Task.CompletedTask;
 
-    private async Task<LogDrain> FreshDrainAsync()
-    {
-        var drain = new LogDrain(db.DataSource, _schema);
-        await drain.DrainAsync();
-        return drain;
-    }
+    private Task<LogDrain> FreshDrainAsync() => LogDrain.CaughtUpAsync(db.DataSource, _schema);
 
     private async Task<NpgsqlConnection> OpenAsync() => await db.DataSource.OpenConnectionAsync();
 

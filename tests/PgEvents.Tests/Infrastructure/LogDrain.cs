@@ -9,6 +9,14 @@ internal sealed class LogDrain(NpgsqlDataSource dataSource, PgEventsSchema schem
 
     public LogPosition Position { get; private set; }
 
+    /// <summary>A drain that has read everything committed so far: it sees only what comes next.</summary>
+    public static async Task<LogDrain> CaughtUpAsync(NpgsqlDataSource dataSource, PgEventsSchema schema)
+    {
+        var drain = new LogDrain(dataSource, schema);
+        await drain.DrainAsync();
+        return drain;
+    }
+
     public List<CapturedEvent> Delivered { get; } = [];
 
     public PositionHole? PendingHole => _reader.PendingHole;
