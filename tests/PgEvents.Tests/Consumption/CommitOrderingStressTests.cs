@@ -187,12 +187,14 @@ public sealed class CommitOrderingStressTests(DatabaseFixture db) : IClassFixtur
                     }
                 }
                 catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.ForeignKeyViolation or PostgresErrorCodes.DeadlockDetected
-                                                  or PostgresErrorCodes.InFailedSqlTransaction or PostgresErrorCodes.UniqueViolation)
+                                                  or PostgresErrorCodes.InFailedSqlTransaction or PostgresErrorCodes.UniqueViolation
+                                                  or PostgresErrorCodes.SerializationFailure)
                 {
                     outcome = e.SqlState switch
                     {
                         PostgresErrorCodes.DeadlockDetected => "deadlock",
-                        PostgresErrorCodes.UniqueViolation => "conflict",
+                        // Two writers racing on one row: a duplicate move, or a row another writer just moved.
+                        PostgresErrorCodes.UniqueViolation or PostgresErrorCodes.SerializationFailure => "conflict",
                         _ => outcome,
                     };
                 }
