@@ -28,6 +28,19 @@ LANGUAGE sql STABLE AS $fn$
      WHERE c.oid = p_table
 $fn$;
 
+-- Whether p_member still holds rows of p_table: a child removed with NO INHERIT or a detached
+-- partition keeps any trigger PostgreSQL does not remove by itself, and must not be logged as
+-- part of a table it left.
+CREATE FUNCTION __SCHEMA__.is_member(p_member oid, p_table oid) RETURNS boolean
+LANGUAGE sql STABLE AS $fn$
+    WITH RECURSIVE up(rel) AS (
+        SELECT p_member
+        UNION
+        SELECT i.inhparent FROM pg_catalog.pg_inherits i JOIN up ON i.inhrelid = up.rel
+    )
+    SELECT EXISTS (SELECT 1 FROM up WHERE rel = p_table)
+$fn$;
+
 CREATE FUNCTION __SCHEMA__.capture_row() RETURNS trigger
 LANGUAGE plpgsql AS $fn$
 DECLARE
@@ -37,6 +50,11 @@ DECLARE
     v_table text := TG_TABLE_NAME;
 BEGIN
     IF TG_RELID <> TG_ARGV[0]::oid THEN
+        -- A partition's triggers are clones that PostgreSQL removes on DETACH; an inheritance
+        -- child's (marked by a second argument) stay after NO INHERIT, so it is checked.
+        IF TG_NARGS > 1 AND NOT __SCHEMA__.is_member(TG_RELID, TG_ARGV[0]::oid) THEN
+            RETURN NULL;
+        END IF;
         SELECT t.schema_name, t.table_name INTO v_schema, v_table FROM __SCHEMA__.tracked_name(TG_ARGV[0]::oid) t;
     END IF;
     -- Marked before the event row is written: see version 5.
@@ -66,6 +84,8 @@ CREATE FUNCTION __SCHEMA__.capture_truncate_before() RETURNS trigger
 LANGUAGE plpgsql AS $fn$
 DECLARE
     v_xid xid8 := pg_current_xact_id();
+    -- One mark per tracked table: one TRUNCATE statement may name several.
+    v_mark text := '__TXKEY___truncating_' || TG_ARGV[0];
     v_opens boolean;
     v_schema text;
     v_table text;
@@ -75,15 +95,16 @@ BEGIN
         IF (SELECT relkind FROM pg_catalog.pg_class WHERE oid = TG_RELID) = 'p'
            OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits WHERE inhparent = TG_RELID) THEN
             -- Everything goes: the AFTER trigger logs one TRUNCATE.
-            PERFORM set_config('__TXKEY___truncating', TG_ARGV[0], true);
+            PERFORM set_config(v_mark, 'all', true);
             RETURN NULL;
         END IF;
         -- A parent of inheritance children: its children may survive (TRUNCATE ONLY).
-        PERFORM set_config('__TXKEY___truncating', '', true);
-    ELSIF current_setting('__TXKEY___truncating', true) = TG_ARGV[0]
-          OR (SELECT relkind FROM pg_catalog.pg_class WHERE oid = TG_RELID) <> 'r' THEN
-        -- Covered by the TRUNCATE of the tracked table, or a partitioned partition whose leaves
-        -- report their own rows.
+        PERFORM set_config(v_mark, '', true);
+    ELSIF current_setting(v_mark, true) = 'all'
+          OR (SELECT relkind FROM pg_catalog.pg_class WHERE oid = TG_RELID) <> 'r'
+          OR NOT __SCHEMA__.is_member(TG_RELID, TG_ARGV[0]::oid) THEN
+        -- Covered by the TRUNCATE of the tracked table, a partitioned partition whose leaves
+        -- report their own rows, or a table that is no longer part of the tracked one.
         RETURN NULL;
     END IF;
     SELECT t.schema_name, t.table_name INTO v_schema, v_table FROM __SCHEMA__.tracked_name(TG_ARGV[0]::oid) t;
@@ -91,9 +112,11 @@ BEGIN
     IF v_opens THEN
         PERFORM set_config('__TXKEY__', v_xid::text, true);
     END IF;
+    -- ".*" makes it the whole row even if the table has a column of the alias's name.
     EXECUTE format(
         'INSERT INTO __SCHEMA__.events (xid, schema_name, table_name, operation, row_data, opens_transaction) '
-        'SELECT $1, $2, $3, ''DELETE'', to_jsonb(r), $4 AND row_number() OVER () = 1 FROM ONLY %s AS r',
+        'SELECT $1, $2, $3, ''DELETE'', to_jsonb(pgevents_removed.*), $4 AND row_number() OVER () = 1 '
+        'FROM ONLY %s AS pgevents_removed',
         TG_RELID::regclass)
         USING v_xid, v_schema, v_table, v_opens;
     GET DIAGNOSTICS v_count = ROW_COUNT;
@@ -109,11 +132,12 @@ LANGUAGE plpgsql AS $fn$
 DECLARE
     v_xid xid8 := pg_current_xact_id();
     v_opens boolean := current_setting('__TXKEY__', true) IS DISTINCT FROM pg_current_xact_id()::text;
+    v_mark text := '__TXKEY___truncating_' || TG_ARGV[0];
 BEGIN
-    IF TG_RELID <> TG_ARGV[0]::oid OR current_setting('__TXKEY___truncating', true) IS DISTINCT FROM TG_ARGV[0] THEN
+    IF TG_RELID <> TG_ARGV[0]::oid OR current_setting(v_mark, true) IS DISTINCT FROM 'all' THEN
         RETURN NULL;
     END IF;
-    PERFORM set_config('__TXKEY___truncating', '', true);
+    PERFORM set_config(v_mark, '', true);
     IF v_opens THEN
         PERFORM set_config('__TXKEY__', v_xid::text, true);
     END IF;
@@ -137,6 +161,17 @@ LANGUAGE sql STABLE AS $fn$
     SELECT member, is_partition FROM tree
 $fn$;
 
+-- Every capture trigger of this installation: on which table, whether PostgreSQL cloned it from a
+-- partitioned parent, and for which tracked table (its first argument) it captures.
+CREATE FUNCTION __SCHEMA__.capture_triggers()
+RETURNS TABLE (rel oid, name name, is_clone boolean, owner oid, enabled "char")
+LANGUAGE sql STABLE AS $fn$
+    SELECT t.tgrelid, t.tgname, t.tgparentid <> 0, split_part(encode(t.tgargs, 'escape'), '\000', 1)::oid, t.tgenabled
+      FROM pg_catalog.pg_trigger t
+     WHERE t.tgfoid IN ('__SCHEMA__.capture_row'::regproc, '__SCHEMA__.capture_truncate_before'::regproc,
+                        '__SCHEMA__.capture_truncate_after'::regproc)
+$fn$;
+
 -- What is wrong with the capture of one table, one line per problem; empty when all is well.
 CREATE FUNCTION __SCHEMA__.tracking_problems(p_table regclass) RETURNS SETOF text
 LANGUAGE plpgsql STABLE AS $fn$
@@ -149,34 +184,56 @@ BEGIN
     SELECT trigger_prefix, CASE WHEN capture_replica_writes THEN 'A' ELSE 'O' END
       INTO v_prefix, v_expected FROM __SCHEMA__.settings;
     FOR r IN
-        SELECT m.member::regclass AS member, x.name, x.fn
+        SELECT m.member, x.name
           FROM __SCHEMA__.tracked_members(p_table) m
-         CROSS JOIN (VALUES
-                ('!' || v_prefix || '_insert', '__SCHEMA__.capture_row'::regproc::oid),
-                ('!' || v_prefix || '_update', '__SCHEMA__.capture_row'::regproc::oid),
-                ('!' || v_prefix || '_delete', '__SCHEMA__.capture_row'::regproc::oid),
-                (v_prefix || '_truncate_before', '__SCHEMA__.capture_truncate_before'::regproc::oid),
-                (v_prefix || '_truncate', '__SCHEMA__.capture_truncate_after'::regproc::oid)) AS x(name, fn)
+         CROSS JOIN (VALUES ('!' || v_prefix || '_insert'), ('!' || v_prefix || '_update'), ('!' || v_prefix || '_delete'),
+                            (v_prefix || '_truncate_before'), (v_prefix || '_truncate')) AS x(name)
     LOOP
-        SELECT t.tgenabled INTO v_actual
-          FROM pg_catalog.pg_trigger t
-         WHERE t.tgrelid = r.member AND t.tgname = r.name AND t.tgfoid = r.fn
-           AND t.tgargs = convert_to(p_table::oid::text, 'UTF8') || '\x00'::bytea;
+        SELECT c.enabled INTO v_actual FROM __SCHEMA__.capture_triggers() c
+         WHERE c.rel = r.member AND c.name = r.name AND c.owner = p_table::oid;
         IF NOT FOUND THEN
-            RETURN NEXT format('trigger %I is missing on %s', r.name, r.member);
+            RETURN NEXT format('trigger %I is missing on %s', r.name, r.member::regclass);
         ELSIF v_actual <> v_expected THEN
-            RETURN NEXT format('trigger %I on %s is %s', r.name, r.member,
+            RETURN NEXT format('trigger %I on %s is %s', r.name, r.member::regclass,
                 CASE v_actual WHEN 'D' THEN 'disabled' WHEN 'R' THEN 'enabled for replica sessions only'
                               WHEN 'A' THEN 'enabled always, but capture_replica_writes is off'
                               ELSE 'not enabled for sessions with session_replication_role = replica' END);
         END IF;
+    END LOOP;
+    FOR r IN SELECT c.rel, c.name FROM __SCHEMA__.capture_triggers() c
+              WHERE c.owner = p_table::oid AND NOT c.is_clone AND NOT __SCHEMA__.is_member(c.rel, p_table::oid)
+    LOOP
+        RETURN NEXT format('trigger %I on %s is left over: that table is no longer part of %s', r.name, r.rel::regclass, p_table);
+    END LOOP;
+END
+$fn$;
+
+-- Drops the capture triggers a table carries itself (not clones), whatever they capture for, and
+-- those of versions before 6. Only what exists: DROP TRIGGER IF EXISTS would send a notice per name.
+CREATE FUNCTION __SCHEMA__.drop_capture_triggers(p_table regclass) RETURNS void
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_prefix text;
+    v_name name;
+BEGIN
+    SELECT trigger_prefix INTO v_prefix FROM __SCHEMA__.settings;
+    FOR v_name IN
+        SELECT c.name FROM __SCHEMA__.capture_triggers() c WHERE c.rel = p_table::oid AND NOT c.is_clone
+        UNION
+        SELECT t.tgname FROM pg_catalog.pg_trigger t
+         WHERE t.tgrelid = p_table AND t.tgparentid = 0
+           AND t.tgname = ANY (ARRAY[v_prefix || '_insert', v_prefix || '_update', v_prefix || '_delete', v_prefix || '_truncate'])
+    LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', v_name, p_table);
     END LOOP;
 END
 $fn$;
 
 -- Installs (or repairs) the capture triggers of one table and of every partition and child.
 -- Tracking a correctly tracked table changes nothing and takes no lock: CREATE TRIGGER and ALTER
--- TABLE need a SHARE ROW EXCLUSIVE lock, which would queue every later writer behind it.
+-- TABLE need a SHARE ROW EXCLUSIVE lock, which would queue every later writer behind it. A table
+-- is logged as part of one tracked table only: tracking a table takes over members that were
+-- tracked on their own, and is refused for a table already captured as part of another one.
 CREATE OR REPLACE FUNCTION __SCHEMA__.track_table(p_table regclass) RETURNS void
 LANGUAGE plpgsql AS $fn$
 DECLARE
@@ -184,31 +241,52 @@ DECLARE
     v_schema text;
     v_always boolean;
     v_kind "char";
-    v_ispartition boolean;
     v_name text;
+    v_args text;
+    v_member oid;
+    v_owner oid;
     r record;
 BEGIN
-    SELECT relkind, relispartition INTO v_kind, v_ispartition FROM pg_catalog.pg_class WHERE oid = p_table;
+    SELECT relkind INTO v_kind FROM pg_catalog.pg_class WHERE oid = p_table;
     IF v_kind NOT IN ('r', 'p') THEN
         RAISE EXCEPTION 'PgEvents can only track ordinary or partitioned tables; % is not one', p_table
             USING ERRCODE = 'wrong_object_type';
+    END IF;
+    SELECT c.owner INTO v_owner FROM __SCHEMA__.capture_triggers() c
+     WHERE c.rel = p_table::oid AND c.owner <> p_table::oid AND __SCHEMA__.is_member(p_table::oid, c.owner) LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION '% is already captured as part of the tracked table %, under that name; track % only, or untrack it first',
+            p_table, v_owner::regclass, v_owner::regclass USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    SELECT m.member, c.owner INTO v_member, v_owner
+      FROM __SCHEMA__.tracked_members(p_table) m JOIN __SCHEMA__.capture_triggers() c ON c.rel = m.member
+     WHERE c.owner <> p_table::oid AND __SCHEMA__.is_member(m.member, c.owner) AND NOT __SCHEMA__.is_member(c.owner, p_table::oid)
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION '% belongs to % and to the tracked table %; PgEvents logs a table as part of one tracked table only',
+            v_member::regclass, p_table, v_owner::regclass USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
     IF NOT EXISTS (SELECT 1 FROM __SCHEMA__.tracking_problems(p_table)) THEN
         RETURN;
     END IF;
     SELECT trigger_prefix, schema_name, capture_replica_writes INTO v_prefix, v_schema, v_always FROM __SCHEMA__.settings;
+    -- First clear every member (a partition's own triggers would clash with the clones to come)
+    -- and what is left on tables that are no longer members.
+    FOR r IN SELECT member FROM __SCHEMA__.tracked_members(p_table)
+             UNION SELECT c.rel FROM __SCHEMA__.capture_triggers() c WHERE c.owner = p_table::oid AND NOT c.is_clone LOOP
+        PERFORM __SCHEMA__.drop_capture_triggers(r.member::regclass);
+    END LOOP;
     FOR r IN SELECT member::regclass AS member, is_partition FROM __SCHEMA__.tracked_members(p_table) LOOP
-        -- Row triggers of a partition are clones of its parent's: they come and go with them.
+        -- Row triggers of a partition are clones of its parent's: they come and go with them. A
+        -- child's carry a second argument: they outlive NO INHERIT, so captures check membership.
         IF r.member::oid = p_table::oid OR NOT r.is_partition THEN
-            PERFORM __SCHEMA__.untrack_table(r.member);
-            EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s FOR EACH ROW EXECUTE FUNCTION %I.capture_row(%L)',
-                '!' || v_prefix || '_insert', r.member, v_schema, p_table::oid::text);
-            EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s FOR EACH ROW WHEN (OLD *<> NEW) EXECUTE FUNCTION %I.capture_row(%L)',
-                '!' || v_prefix || '_update', r.member, v_schema, p_table::oid::text);
-            EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s FOR EACH ROW EXECUTE FUNCTION %I.capture_row(%L)',
-                '!' || v_prefix || '_delete', r.member, v_schema, p_table::oid::text);
-        ELSE
-            PERFORM __SCHEMA__.untrack_table(r.member);
+            v_args := format('%L', p_table::oid::text) || CASE WHEN r.member::oid = p_table::oid THEN '' ELSE ', ''child''' END;
+            EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s FOR EACH ROW EXECUTE FUNCTION %I.capture_row(%s)',
+                '!' || v_prefix || '_insert', r.member, v_schema, v_args);
+            EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s FOR EACH ROW WHEN (OLD *<> NEW) EXECUTE FUNCTION %I.capture_row(%s)',
+                '!' || v_prefix || '_update', r.member, v_schema, v_args);
+            EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s FOR EACH ROW EXECUTE FUNCTION %I.capture_row(%s)',
+                '!' || v_prefix || '_delete', r.member, v_schema, v_args);
         END IF;
         EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %I.capture_truncate_before(%L)',
             v_prefix || '_truncate_before', r.member, v_schema, p_table::oid::text);
@@ -225,36 +303,41 @@ BEGIN
 END
 $fn$;
 
--- Drops only what exists: DROP TRIGGER IF EXISTS would send the client a notice per missing name.
+-- Stops the capture of a tracked table: its triggers, its partitions' and children's, and any
+-- left on tables that used to be part of it.
 CREATE OR REPLACE FUNCTION __SCHEMA__.untrack_table(p_table regclass) RETURNS void
 LANGUAGE plpgsql AS $fn$
 DECLARE
-    v_prefix text;
-    v_name text;
+    v_rel oid;
 BEGIN
-    SELECT trigger_prefix INTO v_prefix FROM __SCHEMA__.settings;
-    FOR v_name IN
-        SELECT t.tgname FROM pg_catalog.pg_trigger t
-         WHERE t.tgrelid = p_table AND t.tgparentid = 0
-           AND t.tgname = ANY (ARRAY[
-                v_prefix || '_insert', v_prefix || '_update', v_prefix || '_delete', v_prefix || '_truncate',
-                '!' || v_prefix || '_insert', '!' || v_prefix || '_update', '!' || v_prefix || '_delete',
-                v_prefix || '_truncate_before'])
-    LOOP
-        EXECUTE format('DROP TRIGGER %I ON %s', v_name, p_table);
+    FOR v_rel IN SELECT p_table::oid
+                 UNION SELECT c.rel FROM __SCHEMA__.capture_triggers() c WHERE c.owner = p_table::oid AND NOT c.is_clone LOOP
+        PERFORM __SCHEMA__.drop_capture_triggers(v_rel::regclass);
     END LOOP;
 END
 $fn$;
 
--- Tables tracked by an earlier version get the new triggers now.
+-- Tables tracked by an earlier version get the new triggers now; the deepest first, so that a
+-- parent tracked as well takes its children over (they are logged under the parent's name from
+-- now on, as every child of a tracked table is).
 DO $do$
 DECLARE
     v_table regclass;
 BEGIN
     FOR v_table IN
-        SELECT DISTINCT t.tgrelid::regclass FROM pg_catalog.pg_trigger t
-         WHERE t.tgfoid = '__SCHEMA__.capture_insert'::regproc::oid
+        SELECT t.rel::regclass FROM (
+            SELECT DISTINCT tr.tgrelid AS rel FROM pg_catalog.pg_trigger tr
+             WHERE tr.tgfoid = '__SCHEMA__.capture_insert'::regproc::oid) t
+         ORDER BY (WITH RECURSIVE up(rel) AS (
+                       SELECT t.rel UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i JOIN up ON i.inhrelid = up.rel)
+                   SELECT count(*) FROM up) DESC
     LOOP
+        IF EXISTS (SELECT 1 FROM __SCHEMA__.capture_triggers() c
+                    WHERE c.rel = v_table::oid AND c.owner <> v_table::oid AND __SCHEMA__.is_member(v_table::oid, c.owner)) THEN
+            RAISE NOTICE 'PgEvents: % is now captured as part of its tracked parent %', v_table,
+                (SELECT c.owner::regclass FROM __SCHEMA__.capture_triggers() c WHERE c.rel = v_table::oid LIMIT 1);
+            CONTINUE;
+        END IF;
         PERFORM __SCHEMA__.track_table(v_table);
     END LOOP;
 END

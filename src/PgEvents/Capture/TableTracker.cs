@@ -17,7 +17,7 @@ internal sealed class TableTracker(NpgsqlDataSource dataSource, SchemaSettings s
         {
             await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
-        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.WrongObjectType)
+        catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.WrongObjectType or PostgresErrorCodes.ObjectNotInPrerequisiteState)
         {
             throw new PgEventsException($"Cannot track {table}: {e.MessageText}.", e);
         }
