@@ -311,6 +311,8 @@ internal sealed class PgEventConsumer : IEventConsumer
         await using var listener = await NotificationListener.StartAsync(
             _sessions, _options.NotificationChannel, _options.KeepAliveInterval, _wakeUp, cancellationToken).ConfigureAwait(false);
         var reader = new ChangeLogReader(_settings, _logger, _time);
+        var doorbell = new Doorbell(_settings);
+        var readAfterCommitPhase = false;
         Cursor = _persisted = await _cursors.LoadAsync(connection, cancellationToken).ConfigureAwait(false);
         _active = true;
         _standby = false;
@@ -334,6 +336,9 @@ internal sealed class PgEventConsumer : IEventConsumer
                 var batch = await reader.ReadAsync(connection, Cursor, _options.BatchSize, cancellationToken).ConfigureAwait(false);
                 if (batch.Events.Count > 0)
                 {
+                    // Busy: writers need not notify (and so do not queue on PostgreSQL's NOTIFY lock).
+                    await doorbell.ReleaseAsync(connection, cancellationToken).ConfigureAwait(false);
+                    readAfterCommitPhase = false;
                     PgEventsDiagnostics.BatchSize.Record(batch.Events.Count, _consumerTag);
                     try
                     {
@@ -374,6 +379,17 @@ internal sealed class PgEventConsumer : IEventConsumer
                     continue;
                 }
 
+                if (!readAfterCommitPhase)
+                {
+                    // From now on writers notify. One that checked before, or whose notification
+                    // arrived before its commit was visible, is in its commit phase: wait for
+                    // those, then read once more before sleeping.
+                    await doorbell.HoldAsync(connection, _options.PollInterval, cancellationToken).ConfigureAwait(false);
+                    readAfterCommitPhase = true;
+                    continue;
+                }
+
+                readAfterCommitPhase = false;
                 var woken = await WaitForWakeUpAsync(listener, _options.PollInterval, cancellationToken).ConfigureAwait(false);
                 PgEventsDiagnostics.WakeUps.Add(1, _consumerTag, new("pgevents.wakeup.source", woken ? "notify" : "poll"));
             }

@@ -20,7 +20,9 @@ internal sealed record SchemaScript(int Version, string Name, string Text)
     public string Render(SchemaSettings settings) =>
         Text.Replace("__SCHEMA__", settings.Schema, StringComparison.Ordinal)
             .Replace("__TXKEY__", settings.TransactionKey, StringComparison.Ordinal)
-            .Replace("__COMMITLOCK__", settings.CommitLockClass.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal);
+            .Replace("__COMMITLOCK__", settings.CommitLockClass.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal)
+            .Replace("__SLEEPCLASS__", SchemaSettings.AdvisoryLockClass.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal)
+            .Replace("__SLEEPKEY__", settings.DoorbellKey.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal);
 
     private static List<SchemaScript> Load()
     {

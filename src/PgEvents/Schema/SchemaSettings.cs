@@ -28,6 +28,9 @@ internal sealed class SchemaSettings
         // The commit lock's key carries a transaction id in its low half, so the schema can only own
         // the high half: a class of its own, kept non-negative so SQL can shift it as a bigint.
         CommitLockClass = DeriveKey("commit", schemaName) & int.MaxValue;
+
+        // Held shared by every sleeping consumer of the installation; writers ring when they cannot take it.
+        DoorbellKey = DeriveKey("doorbell", schemaName);
     }
 
     public static SchemaSettings From(PgEventsSchemaOptions options)
@@ -58,6 +61,9 @@ internal sealed class SchemaSettings
     /// takes a position until its commit is visible; the low 32 bits are its xid.
     /// </summary>
     public int CommitLockClass { get; }
+
+    /// <summary>Second key of the doorbell lock (the first is <see cref="AdvisoryLockClass"/>).</summary>
+    public int DoorbellKey { get; }
 
     /// <summary>Advisory lock class id shared by every PgEvents lock ("PgEv").</summary>
     public const int AdvisoryLockClass = 0x50674576;

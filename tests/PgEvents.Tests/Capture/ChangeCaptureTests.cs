@@ -192,7 +192,7 @@ public sealed class ChangeCaptureTests(DatabaseFixture db) : IClassFixture<Datab
     }
 
     [Fact]
-    public async Task Every_event_producing_transaction_sends_one_small_notification()
+    public async Task While_a_consumer_sleeps_every_event_producing_transaction_sends_one_small_notification()
     {
         var (drain, table) = await TrackedTableAsync("notified");
         await using var listener = await db.DataSource.OpenConnectionAsync();
@@ -201,6 +201,15 @@ public sealed class ChangeCaptureTests(DatabaseFixture db) : IClassFixture<Datab
         await using (var listen = new NpgsqlCommand("LISTEN pgevents", listener))
         {
             await listen.ExecuteNonQueryAsync();
+        }
+
+        // A sleeping consumer holds the doorbell.
+        await using var sleeper = await db.DataSource.OpenConnectionAsync();
+        await using (var hold = new NpgsqlCommand("SELECT pg_advisory_lock_shared(@class, @key)", sleeper))
+        {
+            hold.Parameters.AddWithValue("class", SchemaSettings.AdvisoryLockClass);
+            hold.Parameters.AddWithValue("key", _schema.Settings.DoorbellKey);
+            await hold.ExecuteNonQueryAsync();
         }
 
         await db.ExecuteAsync($"INSERT INTO {table} SELECT g, repeat('x', 10000) FROM generate_series(1, 100) g");
@@ -216,14 +225,30 @@ public sealed class ChangeCaptureTests(DatabaseFixture db) : IClassFixture<Datab
             await transaction.CommitAsync();
         }
 
+        await NotifyFenceAsync(listener, payloads);
+        payloads.Should().Equal("", "", "fence");
+        await drain.DrainAsync();
+
+        // Nobody sleeps any more: writers commit without NOTIFY (and its cluster-wide commit lock).
+        await using (var release = new NpgsqlCommand("SELECT pg_advisory_unlock_all()", sleeper))
+        {
+            await release.ExecuteNonQueryAsync();
+        }
+
+        payloads.Clear();
+        await db.ExecuteAsync($"INSERT INTO {table} VALUES (111, 'z')");
+        await NotifyFenceAsync(listener, payloads);
+        payloads.Should().Equal("fence");
+        (await drain.DrainAsync()).Should().ContainSingle("the log has the change whether or not anybody was notified");
+    }
+
+    private async Task NotifyFenceAsync(NpgsqlConnection listener, List<string> payloads)
+    {
         await db.ExecuteAsync("SELECT pg_notify('pgevents', 'fence')");
         while (!payloads.Contains("fence"))
         {
             (await listener.WaitAsync(TimeSpan.FromSeconds(30))).Should().BeTrue("the fence notification must arrive");
         }
-
-        payloads.Should().Equal("", "", "fence");
-        await drain.DrainAsync();
     }
 
     [Fact]

@@ -246,6 +246,24 @@ public sealed class ObservabilityTests(DatabaseFixture db) : IClassFixture<Datab
             services: services);
     }
 
+    /// <summary>Waits until a consumer of the schema holds the doorbell and its session is idle (it sleeps, or is about to).</summary>
+    private async Task WaitUntilAsleepAsync(string schemaName)
+    {
+        var doorbell = new SchemaSettings(schemaName, PgEventsSchemaOptions.DefaultNotificationChannel).DoorbellKey;
+        var deadline = DateTime.UtcNow + Wait;
+        while (await db.ScalarAsync<long>(
+                   """
+                   SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                    WHERE l.locktype = 'advisory' AND l.classid::bigint = @class AND l.objid::bigint = @key AND l.objsubid = 2
+                      AND l.granted AND a.state = 'idle'
+                   """,
+                   ("class", (long)SchemaSettings.AdvisoryLockClass), ("key", (long)(uint)doorbell)) == 0)
+        {
+            DateTime.UtcNow.Should().BeBefore(deadline, "the consumer should go to sleep");
+            await Task.Delay(5);
+        }
+    }
+
     private async Task InsertAsync(string table, int from, int to)
     {
         for (var id = from; id <= to; id++)
@@ -285,11 +303,13 @@ public sealed class ObservabilityTests(DatabaseFixture db) : IClassFixture<Datab
         await host.Sink.WaitForCountAsync(5, Wait);
 
         // The consumer may still be reading when a row commits (then no wake-up is needed), so keep
-        // writing single rows until one found it idle; the first that does must be a NOTIFY wake-up.
+        // writing single rows, each once the consumer holds the doorbell and waits, until one found
+        // it asleep; the first that does must be a NOTIFY wake-up.
         var written = 5;
         while (!metrics.Of("pgevents.wakeups").Any() && written < 50)
         {
             written++;
+            await WaitUntilAsleepAsync("log_obs_metered");
             await InsertAsync("obs_metered", written, written);
             await host.Sink.WaitForCountAsync(written, Wait);
         }
