@@ -7,7 +7,9 @@
 --   write aimed at a partition and a row moving between partitions (a DELETE in the old partition
 --   and an INSERT in the new one) are captured. Their names start with '!' so that, for each row,
 --   they fire before any user trigger named with a letter, digit or '_': a user's AFTER trigger
---   that changes the row just inserted is then logged after that insert, as it happened.
+--   that changes the row just inserted is then logged after that insert, as it happened. The
+--   TRUNCATE triggers are named the same way, so a user's AFTER TRUNCATE trigger that inserts
+--   rows is logged after the TRUNCATE.
 -- * The no-op filter compares record images (*<>): it needs no equality operator (json, point,
 --   xml broke UPDATEs) and drops an update only when the stored row is byte-identical (citext
 --   'Bob' -> 'bob' and numeric 1.0 -> 1.00 are real changes).
@@ -16,6 +18,10 @@
 -- * Capture and the position trigger are ENABLE ALWAYS (unless settings say otherwise for capture),
 --   so writes made with session_replication_role = replica are captured, and an event row can never
 --   exist without its transaction's position.
+
+-- Writers lock events before they read settings (at commit): take events first, as they do, or
+-- a writer open across the upgrade and this script would deadlock.
+LOCK TABLE __SCHEMA__.events IN SHARE ROW EXCLUSIVE MODE;
 
 ALTER TABLE __SCHEMA__.settings ADD COLUMN capture_replica_writes boolean NOT NULL DEFAULT true;
 
@@ -107,6 +113,14 @@ BEGIN
         -- report their own rows, or a table that is no longer part of the tracked one.
         RETURN NULL;
     END IF;
+    -- Every removed row must be logged, read with the writer's privileges: refuse clearly rather
+    -- than fail on a missing privilege or log only the rows a row-level security policy shows.
+    IF NOT has_table_privilege(TG_RELID, 'SELECT') OR row_security_active(TG_RELID) THEN
+        RAISE EXCEPTION 'PgEvents logs a TRUNCATE of part of the tracked table % as a delete of each removed row, and % cannot read all rows of %',
+            TG_ARGV[0]::oid::regclass, current_user, TG_RELID::regclass
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Grant SELECT on it (with no row-level security policy hiding rows from this role), or truncate the tracked table as a whole.';
+    END IF;
     SELECT t.schema_name, t.table_name INTO v_schema, v_table FROM __SCHEMA__.tracked_name(TG_ARGV[0]::oid) t;
     v_opens := current_setting('__TXKEY__', true) IS DISTINCT FROM v_xid::text;
     IF v_opens THEN
@@ -187,7 +201,7 @@ BEGIN
         SELECT m.member, x.name
           FROM __SCHEMA__.tracked_members(p_table) m
          CROSS JOIN (VALUES ('!' || v_prefix || '_insert'), ('!' || v_prefix || '_update'), ('!' || v_prefix || '_delete'),
-                            (v_prefix || '_truncate_before'), (v_prefix || '_truncate')) AS x(name)
+                            ('!' || v_prefix || '_truncate_before'), ('!' || v_prefix || '_truncate')) AS x(name)
     LOOP
         SELECT c.enabled INTO v_actual FROM __SCHEMA__.capture_triggers() c
          WHERE c.rel = r.member AND c.name = r.name AND c.owner = p_table::oid;
@@ -208,9 +222,10 @@ BEGIN
 END
 $fn$;
 
--- Drops the capture triggers a table carries itself (not clones), whatever they capture for, and
--- those of versions before 6. Only what exists: DROP TRIGGER IF EXISTS would send a notice per name.
-CREATE FUNCTION __SCHEMA__.drop_capture_triggers(p_table regclass) RETURNS void
+-- Drops the capture triggers a table carries itself (not clones): all of them, or only those that
+-- capture for p_owner; and those of versions before 6 when the table was tracked itself. Only what
+-- exists: DROP TRIGGER IF EXISTS would send a notice per name.
+CREATE FUNCTION __SCHEMA__.drop_capture_triggers(p_table regclass, p_owner oid DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql AS $fn$
 DECLARE
     v_prefix text;
@@ -218,10 +233,11 @@ DECLARE
 BEGIN
     SELECT trigger_prefix INTO v_prefix FROM __SCHEMA__.settings;
     FOR v_name IN
-        SELECT c.name FROM __SCHEMA__.capture_triggers() c WHERE c.rel = p_table::oid AND NOT c.is_clone
+        SELECT c.name FROM __SCHEMA__.capture_triggers() c
+         WHERE c.rel = p_table::oid AND NOT c.is_clone AND (p_owner IS NULL OR c.owner = p_owner)
         UNION
         SELECT t.tgname FROM pg_catalog.pg_trigger t
-         WHERE t.tgrelid = p_table AND t.tgparentid = 0
+         WHERE t.tgrelid = p_table AND t.tgparentid = 0 AND (p_owner IS NULL OR p_owner = p_table::oid)
            AND t.tgname = ANY (ARRAY[v_prefix || '_insert', v_prefix || '_update', v_prefix || '_delete', v_prefix || '_truncate'])
     LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', v_name, p_table);
@@ -289,14 +305,14 @@ BEGIN
                 '!' || v_prefix || '_delete', r.member, v_schema, v_args);
         END IF;
         EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %I.capture_truncate_before(%L)',
-            v_prefix || '_truncate_before', r.member, v_schema, p_table::oid::text);
+            '!' || v_prefix || '_truncate_before', r.member, v_schema, p_table::oid::text);
         EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %I.capture_truncate_after(%L)',
-            v_prefix || '_truncate', r.member, v_schema, p_table::oid::text);
+            '!' || v_prefix || '_truncate', r.member, v_schema, p_table::oid::text);
     END LOOP;
     -- Every member, clones included, so that no version depends on ALTER TABLE recursing.
     FOR r IN SELECT member::regclass AS member FROM __SCHEMA__.tracked_members(p_table) LOOP
         FOREACH v_name IN ARRAY ARRAY['!' || v_prefix || '_insert', '!' || v_prefix || '_update', '!' || v_prefix || '_delete',
-                                      v_prefix || '_truncate_before', v_prefix || '_truncate'] LOOP
+                                      '!' || v_prefix || '_truncate_before', '!' || v_prefix || '_truncate'] LOOP
             EXECUTE format('ALTER TABLE %s ENABLE %s TRIGGER %I', r.member, CASE WHEN v_always THEN 'ALWAYS' ELSE '' END, v_name);
         END LOOP;
     END LOOP;
@@ -304,15 +320,22 @@ END
 $fn$;
 
 -- Stops the capture of a tracked table: its triggers, its partitions' and children's, and any
--- left on tables that used to be part of it.
+-- left on tables that used to be part of it; never the capture of another tracked table.
 CREATE OR REPLACE FUNCTION __SCHEMA__.untrack_table(p_table regclass) RETURNS void
 LANGUAGE plpgsql AS $fn$
 DECLARE
     v_rel oid;
+    v_owner oid;
 BEGIN
+    SELECT c.owner INTO v_owner FROM __SCHEMA__.capture_triggers() c
+     WHERE c.rel = p_table::oid AND c.owner <> p_table::oid AND __SCHEMA__.is_member(p_table::oid, c.owner) LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION '% is captured as part of the tracked table %; untrack % to stop that', p_table, v_owner::regclass, v_owner::regclass
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
     FOR v_rel IN SELECT p_table::oid
                  UNION SELECT c.rel FROM __SCHEMA__.capture_triggers() c WHERE c.owner = p_table::oid AND NOT c.is_clone LOOP
-        PERFORM __SCHEMA__.drop_capture_triggers(v_rel::regclass);
+        PERFORM __SCHEMA__.drop_capture_triggers(v_rel::regclass, p_table::oid);
     END LOOP;
 END
 $fn$;
@@ -338,7 +361,12 @@ BEGIN
                 (SELECT c.owner::regclass FROM __SCHEMA__.capture_triggers() c WHERE c.rel = v_table::oid LIMIT 1);
             CONTINUE;
         END IF;
-        PERFORM __SCHEMA__.track_table(v_table);
+        BEGIN
+            PERFORM __SCHEMA__.track_table(v_table);
+        EXCEPTION WHEN object_not_in_prerequisite_state THEN
+            -- E.g. a child of two tracked parents: it stays with the one tracked first.
+            RAISE WARNING 'PgEvents: %', SQLERRM;
+        END;
     END LOOP;
 END
 $do$;

@@ -39,6 +39,10 @@ internal sealed class TableTracker(NpgsqlDataSource dataSource, SchemaSettings s
         {
             await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ObjectNotInPrerequisiteState)
+        {
+            throw new PgEventsException($"Cannot untrack {table}: {e.MessageText}.", e);
+        }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UndefinedFunction)
         {
             throw NotInstalled(e);

@@ -25,7 +25,7 @@ internal sealed class PgEventsOptionsValidator : IValidateOptions<PgEventsOption
             }
         }
 
-        CheckIdentifier(failures, nameof(options.SchemaName), options.SchemaName);
+        CheckIdentifier(failures, nameof(options.SchemaName), options.SchemaName, schema: true);
         CheckIdentifier(failures, nameof(options.NotificationChannel), options.NotificationChannel);
         if (string.IsNullOrWhiteSpace(options.ConsumerName))
         {
@@ -89,11 +89,18 @@ internal sealed class PgEventsOptionsValidator : IValidateOptions<PgEventsOption
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 
-    private static void CheckIdentifier(List<string> failures, string option, string? value)
+    private static void CheckIdentifier(List<string> failures, string option, string? value, bool schema = false)
     {
         try
         {
-            SqlIdentifier.Validate(value, option);
+            if (schema)
+            {
+                SqlIdentifier.ValidateSchemaName(value, option);
+            }
+            else
+            {
+                SqlIdentifier.Validate(value, option);
+            }
         }
         catch (ArgumentException e)
         {

@@ -9,7 +9,7 @@ internal sealed class SchemaSettings
     public SchemaSettings(string schemaName, string notificationChannel, bool captureReplicaWrites = true)
     {
         CaptureReplicaWrites = captureReplicaWrites;
-        SchemaName = SqlIdentifier.Validate(schemaName, nameof(schemaName));
+        SchemaName = SqlIdentifier.ValidateSchemaName(schemaName, nameof(schemaName));
         NotificationChannel = SqlIdentifier.Validate(notificationChannel, nameof(notificationChannel));
         Schema = SqlIdentifier.Quote(schemaName);
 

@@ -29,6 +29,24 @@ internal static class SqlIdentifier
         return identifier;
     }
 
+    /// <summary>
+    /// Validates the name of a PgEvents schema. Besides SQL text, it is written inside string
+    /// literals and dollar-quoted function bodies of the installed scripts, where a quote or a
+    /// dollar sign would end them: those two are refused.
+    /// </summary>
+    public static string ValidateSchemaName(string? identifier, string parameterName)
+    {
+        var name = Validate(identifier, parameterName);
+        if (name.AsSpan().IndexOfAny('\'', '$') >= 0)
+        {
+            throw new ArgumentException(
+                $"The PgEvents schema name '{identifier}' contains a ' or $ character, which the installed SQL cannot hold; choose a name without them.",
+                parameterName);
+        }
+
+        return name;
+    }
+
     /// <summary>Quotes an identifier so that any character, including quotes, is taken literally.</summary>
     public static string Quote(string identifier)
     {
