@@ -4,6 +4,14 @@ using PgEvents.Benchmarks;
 using PgEvents.Testing;
 
 // dotnet run --project benchmarks/PgEvents.Benchmarks -c Release -- [--quick] [--only write|latency|throughput|scale|rowsize|txsize|logsize]
+// dotnet run --project benchmarks/PgEvents.Benchmarks -c Release -- --consume "<connection string>" <table>   (used by benchmarks/pgbench)
+var consumeIndex = Array.IndexOf(args, "--consume");
+if (consumeIndex >= 0 && consumeIndex + 2 < args.Length)
+{
+    await ConsumeMode.RunAsync(args[consumeIndex + 1], args[consumeIndex + 2]);
+    return;
+}
+
 var quick = args.Contains("--quick");
 var onlyIndex = Array.IndexOf(args, "--only");
 var only = onlyIndex >= 0 && onlyIndex + 1 < args.Length ? args[onlyIndex + 1] : null;

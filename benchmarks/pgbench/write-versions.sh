@@ -27,7 +27,7 @@ $RUN "$PGBIN/pg_ctl" -D "$DIR/data" -l "$DIR/log" -w start \
 PSQL=("$PGBIN/psql" -h "$DIR" -p "$PORT" -U postgres -qAtX -v ON_ERROR_STOP=1)
 
 # Renders the embedded scripts the way the installer does (fixed names; no user input involved).
-render() { sed -e 's/__SCHEMA__/pgevents/g' -e 's/__TXKEY__/pgevents.tx_bench/g' -e 's/__COMMITLOCK__/1234567/g' "$1"; }
+render() { sed -e 's/__SCHEMA__/pgevents/g' -e 's/__TXKEY__/pgevents.tx_bench/g' -e 's/__COMMITLOCK__/1234567/g' -e 's/__SLEEPCLASS__/1348945270/g' -e 's/__SLEEPKEY__/7654321/g' "$1"; }
 
 make_db() { # name version(0 = untracked)
   "${PSQL[@]}" -d postgres -c "CREATE DATABASE $1"
@@ -35,7 +35,7 @@ make_db() { # name version(0 = untracked)
     INSERT INTO bench SELECT g, repeat('x', 100) FROM generate_series(1, 10000) g"
   if [ "$2" -gt 0 ]; then
     "${PSQL[@]}" -d "$1" -c "CREATE SCHEMA pgevents"
-    for v in $(seq 1 "$2"); do render "$(ls sql/$(printf '%03d' "$v")_*.sql)" | "${PSQL[@]}" -d "$1" >/dev/null; done
+    for v in $(seq 1 "$2"); do render "$(ls sql/$(printf '%03d' "$v")_*.sql)" | "${PSQL[@]}" -1 -d "$1" >/dev/null; done
     "${PSQL[@]}" -d "$1" -c "INSERT INTO pgevents.settings (schema_name, channel, trigger_prefix) VALUES ('pgevents', 'pgevents', 'pgevents');
       SELECT pgevents.track_table('bench')" >/dev/null
   fi
