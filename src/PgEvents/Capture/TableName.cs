@@ -52,7 +52,10 @@ public readonly record struct TableName
 
     /// <summary>The name as a quoted, schema-qualified SQL identifier.</summary>
     /// <returns>For example <c>"public"."Order Items"</c>.</returns>
-    public override string ToString() => SqlIdentifier.Quote(Schema) + "." + SqlIdentifier.Quote(Name);
+    public override string ToString() =>
+        Schema is null || Name is null
+            ? "(no table name)" // default(TableName): logs and debuggers must not throw
+            : SqlIdentifier.Quote(Schema) + "." + SqlIdentifier.Quote(Name);
 
     private static List<string> SplitParts(string value)
     {

@@ -1,17 +1,14 @@
 namespace PgEvents;
 
 /// <summary>What one read of the log returned.</summary>
-internal sealed class ChangeLogBatch(IReadOnlyList<CapturedEvent> events, PositionHole? waitingOn, bool limitReached)
+internal sealed class ChangeLogBatch(IReadOnlyList<CapturedEvent> events, PositionHole? waitingOn)
 {
     /// <summary>Events safe to deliver, in order, contiguous after the position read from.</summary>
     public IReadOnlyList<CapturedEvent> Events { get; } = events;
 
     /// <summary>
     /// A gap the reader cannot yet decide on: later events exist but stay undelivered until the
-    /// gap fills or its blockers finish. Nothing is ever skipped because time passed.
+    /// gap fills or the transactions that may still fill it have ended. Nothing is ever skipped because time passed.
     /// </summary>
     public PositionHole? WaitingOn { get; } = waitingOn;
-
-    /// <summary>The read was cut by its size limit; more events are probably ready.</summary>
-    public bool LimitReached { get; } = limitReached;
 }

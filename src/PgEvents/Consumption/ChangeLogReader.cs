@@ -79,7 +79,7 @@ internal sealed class ChangeLogReader
             var (deliverable, gap) = TakeContiguous(after, rows);
             if (gap is not var (from, to))
             {
-                return new ChangeLogBatch(rows.GetRange(0, deliverable), waitingOn: null, limitReached: rows.Count == limit);
+                return new ChangeLogBatch(rows.GetRange(0, deliverable), waitingOn: null);
             }
 
             if (_hole is null || !_hole.Covers(from, to))
@@ -95,7 +95,7 @@ internal sealed class ChangeLogReader
                 }
             }
 
-            return new ChangeLogBatch(rows.GetRange(0, deliverable), _hole, limitReached: false);
+            return new ChangeLogBatch(rows.GetRange(0, deliverable), _hole);
         }
     }
 

@@ -17,11 +17,8 @@ internal sealed class LagSampler(
 {
     private volatile LagSample? _last;
 
-    /// <summary>The latest measurement, or null before the first one and after <see cref="Clear"/>.</summary>
+    /// <summary>The latest measurement, or null before the first one.</summary>
     public LagSample? Last => _last;
-
-    /// <summary>Forgets the last measurement (the consumer stopped being active).</summary>
-    public void Clear() => _last = null;
 
     /// <summary>Measures until cancelled. Failures are logged and retried at the next interval.</summary>
     public async Task RunAsync(CancellationToken cancellationToken)

@@ -45,4 +45,10 @@ public sealed class TableNameTests
     {
         new TableName("My Schema", "weird\"name").ToString().Should().Be("\"My Schema\".\"weird\"\"name\"");
     }
+
+    [Fact]
+    public void The_default_value_prints_without_throwing()
+    {
+        default(TableName).ToString().Should().Be("(no table name)");
+    }
 }
