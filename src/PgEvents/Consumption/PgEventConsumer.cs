@@ -40,7 +40,6 @@ internal sealed class PgEventConsumer : IEventConsumer
     private int _prepared;
     private volatile bool _active;
     private volatile bool _standby;
-    private long _lastRetention;
     private volatile BlockedEvent? _blocked;
     private volatile ConsumerFault? _fault;
     private volatile bool _ranOnThisConnection;
@@ -327,6 +326,7 @@ internal sealed class PgEventConsumer : IEventConsumer
 
         using var stopSampling = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var sampling = _lag.RunAsync(stopSampling.Token);
+        var purging = new RetentionWorker(_dataSource, _retention, _options, _time, _logger).RunAsync(stopSampling.Token);
         try
         {
             while (true)
@@ -362,7 +362,8 @@ internal sealed class PgEventConsumer : IEventConsumer
                     continue;
                 }
 
-                await RunMaintenanceAsync(connection, cancellationToken).ConfigureAwait(false);
+                // A read found nothing left to deliver: the whole cycle works on this connection.
+                ConfirmRunning();
                 if (await _cursors.WasResetAsync(connection, cancellationToken).ConfigureAwait(false))
                 {
                     Cursor = _persisted = await _cursors.LoadAsync(connection, cancellationToken).ConfigureAwait(false);
@@ -398,6 +399,7 @@ internal sealed class PgEventConsumer : IEventConsumer
         {
             await stopSampling.CancelAsync().ConfigureAwait(false);
             await sampling.ConfigureAwait(false);
+            await purging.ConfigureAwait(false);
             if (Cursor != _persisted && connection.State == ConnectionState.Open)
             {
                 // Shutting down: keep the progress made, so a restart repeats at most the event in flight.
@@ -507,23 +509,6 @@ internal sealed class PgEventConsumer : IEventConsumer
         {
             PgEventsLog.TookOver(_logger, Name);
         }
-    }
-
-    private async Task RunMaintenanceAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
-    {
-        var now = _time.GetTimestamp();
-        if (_options.RetentionAge is { } age && (_lastRetention == 0 || _time.GetElapsedTime(_lastRetention, now) >= _options.RetentionInterval))
-        {
-            _lastRetention = now;
-            var deleted = await _retention.PurgeAsync(connection, age, _options.RetentionBatchSize, maxBatches: 20, cancellationToken).ConfigureAwait(false);
-            if (deleted > 0)
-            {
-                PgEventsLog.Purged(_logger, Name, deleted, age);
-            }
-        }
-
-        // Called when a read found nothing left to deliver: the whole cycle works on this connection.
-        ConfirmRunning();
     }
 
     /// <summary>

@@ -65,6 +65,9 @@ internal static partial class PgEventsLog
     [LoggerMessage(24, LogLevel.Error, "PgEvents consumer {Consumer} cannot run: SQLSTATE {SqlState}: {Reason}. Reconnecting does not cure this; it needs a fix (privileges, schema, connection settings). Retrying in {Delay}")]
     public static partial void NonTransientFailure(ILogger logger, Exception exception, string consumer, string sqlState, string reason, TimeSpan delay);
 
+    [LoggerMessage(26, LogLevel.Warning, "PgEvents consumer {Consumer} could not run a retention pass; delivery goes on and the next pass runs in {Delay}")]
+    public static partial void RetentionFailed(ILogger logger, Exception exception, string consumer, TimeSpan delay);
+
     [LoggerMessage(25, LogLevel.Information, "PgEvents consumer {Consumer} runs again; the error that kept it from running is gone")]
     public static partial void FaultCleared(ILogger logger, string consumer);
 }

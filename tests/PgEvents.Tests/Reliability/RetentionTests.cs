@@ -97,4 +97,53 @@ public sealed class RetentionTests(DatabaseFixture db) : IClassFixture<DatabaseF
 
         (await CountAsync("log_janitor", "events")).Should().Be(1);
     }
+
+    [Fact]
+    public async Task Retention_keeps_running_while_a_steady_stream_never_lets_the_consumer_run_dry()
+    {
+        await db.ExecuteAsync("CREATE TABLE stream_items (id bigint PRIMARY KEY, label text NOT NULL)");
+        await using var host = await ConsumerHost.Create(db.ConnectionString, b => b.AddHandler<Item, SlowHandler>("stream_items"),
+            o =>
+            {
+                o.ConsumerName = "stream_janitor";
+                o.RetentionAge = TimeSpan.Zero;
+                o.RetentionInterval = TimeSpan.FromMilliseconds(50);
+                o.BatchSize = 10;
+            }).StartAsync();
+
+        // The writer stays far ahead of a handler that takes 2 ms per event, so every read returns
+        // a full batch until the test ends.
+        // Many transactions: retention removes whole transactions the consumer has passed.
+        await db.ExecuteAsync(
+            """
+            DO $$
+            BEGIN
+                FOR t IN 0..399 LOOP
+                    INSERT INTO stream_items SELECT t * 25 + g, 'x' FROM generate_series(1, 25) g;
+                    COMMIT;
+                END LOOP;
+            END $$
+            """);
+        await host.Sink.WaitForCountAsync(50);
+
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (await db.ScalarAsync<long>("SELECT purged_through FROM log_stream_janitor.settings") == 0)
+        {
+            DateTime.UtcNow.Should().BeBefore(deadline, "retention must not wait for the consumer to run dry");
+            await Task.Delay(20);
+        }
+
+        var status = await host.Consumer.GetStatusAsync();
+        status.LagEvents.Should().BeGreaterThan(0, "the consumer is still busy with the stream");
+    }
+}
+
+/// <summary>Records each change after 2 ms of work: a consumer that cannot keep up.</summary>
+public sealed class SlowHandler(EventSink sink) : IRowHandler<Item>
+{
+    public async Task HandleAsync(RowChange<Item> change, CancellationToken cancellationToken)
+    {
+        await Task.Delay(2, cancellationToken);
+        sink.Record(new Delivery("slow", change.Kind, change.Table, change.Position, change.EventId, change.Row, change.OldRow));
+    }
 }
