@@ -1,5 +1,6 @@
 using PgEvents.Tests.Infrastructure;
 using static PgEvents.Tests.Adversarial.Adversary;
+using static PgEvents.Tests.Infrastructure.Interleaving;
 
 namespace PgEvents.Tests.Adversarial;
 

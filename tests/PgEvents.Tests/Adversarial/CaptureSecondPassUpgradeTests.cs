@@ -1,6 +1,7 @@
 using Npgsql;
 using PgEvents.Tests.Infrastructure;
 using static PgEvents.Tests.Adversarial.Adversary;
+using static PgEvents.Tests.Infrastructure.Interleaving;
 
 namespace PgEvents.Tests.Adversarial;
 

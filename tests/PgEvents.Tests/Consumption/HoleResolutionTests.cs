@@ -40,37 +40,6 @@ public sealed class HoleResolutionTests(DatabaseFixture db) : IClassFixture<Data
         return (T)(await command.ExecuteScalarAsync())!;
     }
 
-    /// <summary>Waits until the backend waits on a heavyweight lock: a real signal, not a sleep.</summary>
-    private async Task WaitUntilWaitingOnLockAsync(int pid)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (await db.ScalarAsync<long>(
-                   "SELECT count(*) FROM pg_stat_activity WHERE pid = @pid AND wait_event_type = 'Lock'", ("pid", pid)) == 0)
-        {
-            DateTime.UtcNow.Should().BeBefore(deadline, $"backend {pid} should reach its lock wait");
-            await Task.Delay(5);
-        }
-    }
-
-    /// <summary>
-    /// Runs the steps of a test while <paramref name="blocker"/> holds a transaction that a pending
-    /// commit waits for; if a step fails, the blocker rolls back so that the commit and the test end
-    /// instead of hanging on connection disposal.
-    /// </summary>
-    private static async Task ReleasingOnFailureAsync(NpgsqlConnection blocker, Task pendingCommit, Func<Task> steps)
-    {
-        try
-        {
-            await steps();
-        }
-        catch
-        {
-            await OrderingTable.ExecuteAsync(blocker, "ROLLBACK");
-            await pendingCommit.ContinueWith(_ => { }, TaskScheduler.Default);
-            throw;
-        }
-    }
-
     private static IEnumerable<string> Labels(IEnumerable<CapturedEvent> events) =>
         events.Select(e =>
         {
@@ -93,9 +62,9 @@ public sealed class HoleResolutionTests(DatabaseFixture db) : IClassFixture<Data
         await OrderingTable.ExecuteAsync(x, "BEGIN; SELECT * FROM customers WHERE id = 1 FOR UPDATE");
         await OrderingTable.ExecuteAsync(b, "BEGIN; INSERT INTO orders VALUES (2, NULL, 'B'); INSERT INTO orders VALUES (3, 1, 'B2')");
         var bCommit = OrderingTable.ExecuteAsync(b, "COMMIT");
-        await ReleasingOnFailureAsync(x, bCommit, async () =>
+        await Interleaving.ReleasingOnFailureAsync([x], [bCommit], async () =>
         {
-            await WaitUntilWaitingOnLockAsync(b.ProcessID);
+            await Interleaving.WaitingOnLockAsync(db, b.ProcessID);
             await OrderingTable.ExecuteAsync(a, "COMMIT");
 
             for (var read = 0; read < 3; read++)
@@ -131,21 +100,18 @@ public sealed class HoleResolutionTests(DatabaseFixture db) : IClassFixture<Data
         await OrderingTable.ExecuteAsync(x, "BEGIN; SELECT * FROM customers WHERE id = 1 FOR UPDATE");
         await OrderingTable.ExecuteAsync(b, "BEGIN; INSERT INTO orders VALUES (12, NULL, 'B'); INSERT INTO orders VALUES (13, 1, 'B2')");
         var bCommit = OrderingTable.ExecuteAsync(b, "COMMIT");
-        await ReleasingOnFailureAsync(x, bCommit, async () =>
+        await Interleaving.ReleasingOnFailureAsync([x], [bCommit], async () =>
         {
-            await WaitUntilWaitingOnLockAsync(b.ProcessID);
+            await Interleaving.WaitingOnLockAsync(db, b.ProcessID);
             await OrderingTable.ExecuteAsync(a, "COMMIT");
 
             // A's notification wakes the consumer, which sees the hole and waits on B's commit lock;
             // a consumer that skipped the hole would deliver A instead.
-            var deadline = DateTime.UtcNow.AddSeconds(30);
-            while (host.Sink.Deliveries.Count == 0 && await db.ScalarAsync<long>(
-                       "SELECT count(*) FROM pg_stat_activity WHERE application_name = @app AND wait_event_type = 'Lock'",
-                       ("app", "PgEvents:" + consumerName)) == 0)
-            {
-                DateTime.UtcNow.Should().BeBefore(deadline, "the consumer should read after A's commit");
-                await Task.Delay(5);
-            }
+            await Interleaving.UntilAsync(
+                async () => host.Sink.Deliveries.Count > 0 || await db.ScalarAsync<long>(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = @app AND wait_event_type = 'Lock'",
+                    ("app", "PgEvents:" + consumerName)) > 0,
+                "the consumer should read after A's commit");
 
             host.Sink.Deliveries.Should().BeEmpty("B, committing before A's position, can still commit");
         });
@@ -171,7 +137,7 @@ public sealed class HoleResolutionTests(DatabaseFixture db) : IClassFixture<Data
         await OrderingTable.ExecuteAsync(fast, "BEGIN; INSERT INTO items VALUES (101, 'fast')");
         await OrderingTable.ExecuteAsync(slow, "BEGIN; INSERT INTO items VALUES (102, 'slow'); INSERT INTO gate (action) VALUES ('wait')");
         var slowCommit = OrderingTable.ExecuteAsync(slow, "COMMIT");
-        await ReleasingOnFailureAsync(gateKeeper, slowCommit, async () =>
+        await Interleaving.ReleasingOnFailureAsync([gateKeeper], [slowCommit], async () =>
         {
             await OrderingTable.WaitUntilBlockedAtGateAsync(db);
             await OrderingTable.ExecuteAsync(fast, "COMMIT");

@@ -73,12 +73,12 @@ public sealed class WakeUpTests(DatabaseFixture db) : IClassFixture<DatabaseFixt
         var commit = Execute(writer, "COMMIT");
         try
         {
-            await WaitForLockWaitAsync(writer.ProcessID);
+            await Interleaving.WaitingOnLockAsync(db, writer.ProcessID);
 
             // 3. The consumer finishes event 1, finds nothing visible, takes the doorbell and must
             //    wait for the writer before it sleeps.
             gate.Release.SetResult();
-            await WaitForLockWaitAsync(applicationName: "PgEvents:race");
+            await Interleaving.WaitingOnLockAsync(db, "PgEvents:race");
         }
         finally
         {
@@ -95,18 +95,5 @@ public sealed class WakeUpTests(DatabaseFixture db) : IClassFixture<DatabaseFixt
     {
         await using var command = new NpgsqlCommand(sql, connection);
         await command.ExecuteNonQueryAsync();
-    }
-
-    /// <summary>Waits until a backend (by pid or application name) waits on a heavyweight lock.</summary>
-    private async Task WaitForLockWaitAsync(int pid = 0, string? applicationName = null)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (await db.ScalarAsync<long>(
-                   "SELECT count(*) FROM pg_stat_activity WHERE (pid = @pid OR application_name = @app) AND wait_event_type = 'Lock'",
-                   ("pid", pid), ("app", applicationName ?? "")) == 0)
-        {
-            DateTime.UtcNow.Should().BeBefore(deadline, "the session should reach its lock wait");
-            await Task.Delay(5);
-        }
     }
 }

@@ -250,18 +250,15 @@ public sealed class ObservabilityTests(DatabaseFixture db) : IClassFixture<Datab
     private async Task WaitUntilAsleepAsync(string schemaName)
     {
         var doorbell = new SchemaSettings(schemaName, PgEventsSchemaOptions.DefaultNotificationChannel).DoorbellKey;
-        var deadline = DateTime.UtcNow + Wait;
-        while (await db.ScalarAsync<long>(
-                   """
-                   SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-                    WHERE l.locktype = 'advisory' AND l.classid::bigint = @class AND l.objid::bigint = @key AND l.objsubid = 2
-                      AND l.granted AND a.state = 'idle'
-                   """,
-                   ("class", (long)SchemaSettings.AdvisoryLockClass), ("key", (long)(uint)doorbell)) == 0)
-        {
-            DateTime.UtcNow.Should().BeBefore(deadline, "the consumer should go to sleep");
-            await Task.Delay(5);
-        }
+        await Interleaving.UntilAsync(
+            async () => await db.ScalarAsync<long>(
+                """
+                SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                 WHERE l.locktype = 'advisory' AND l.classid::bigint = @class AND l.objid::bigint = @key AND l.objsubid = 2
+                   AND l.granted AND a.state = 'idle'
+                """,
+                ("class", (long)SchemaSettings.AdvisoryLockClass), ("key", (long)(uint)doorbell)) > 0,
+            "the consumer should go to sleep", Wait.TotalSeconds);
     }
 
     private async Task InsertAsync(string table, int from, int to)
