@@ -192,26 +192,25 @@ LANGUAGE plpgsql STABLE AS $fn$
 DECLARE
     v_prefix text;
     v_expected "char";
-    v_actual "char";
     r record;
 BEGIN
     SELECT trigger_prefix, CASE WHEN capture_replica_writes THEN 'A' ELSE 'O' END
       INTO v_prefix, v_expected FROM __SCHEMA__.settings;
+    -- One join reads the triggers once, rather than once per member and name.
     FOR r IN
-        SELECT m.member, x.name
+        SELECT m.member, x.name, c.enabled
           FROM __SCHEMA__.tracked_members(p_table) m
          CROSS JOIN (VALUES ('!' || v_prefix || '_insert'), ('!' || v_prefix || '_update'), ('!' || v_prefix || '_delete'),
                             ('!' || v_prefix || '_truncate_before'), ('!' || v_prefix || '_truncate')) AS x(name)
+          LEFT JOIN __SCHEMA__.capture_triggers() c ON c.rel = m.member AND c.name = x.name AND c.owner = p_table::oid
     LOOP
-        SELECT c.enabled INTO v_actual FROM __SCHEMA__.capture_triggers() c
-         WHERE c.rel = r.member AND c.name = r.name AND c.owner = p_table::oid;
-        IF NOT FOUND THEN
+        IF r.enabled IS NULL THEN
             RETURN NEXT format('trigger %I is missing on %s', r.name, r.member::regclass);
-        ELSIF v_actual <> v_expected THEN
+        ELSIF r.enabled <> v_expected THEN
             RETURN NEXT format('trigger %I on %s is %s', r.name, r.member::regclass,
-                CASE v_actual WHEN 'D' THEN 'disabled' WHEN 'R' THEN 'enabled for replica sessions only'
-                              WHEN 'A' THEN 'enabled always, but capture_replica_writes is off'
-                              ELSE 'not enabled for sessions with session_replication_role = replica' END);
+                CASE r.enabled WHEN 'D' THEN 'disabled' WHEN 'R' THEN 'enabled for replica sessions only'
+                               WHEN 'A' THEN 'enabled always, but capture_replica_writes is off'
+                               ELSE 'not enabled for sessions with session_replication_role = replica' END);
         END IF;
     END LOOP;
     FOR r IN SELECT c.rel, c.name FROM __SCHEMA__.capture_triggers() c

@@ -11,9 +11,9 @@ namespace PgEvents;
 /// <c>sql/007_doorbell.sql</c>), so its commit is read, not missed.
 /// </summary>
 /// <remarks>One instance per working connection; the lock lives and dies with that session.</remarks>
-internal sealed class Doorbell(SchemaSettings settings)
+internal sealed class Doorbell(SchemaSettings settings, TimeProvider time)
 {
-    private readonly CommitPhase _commitPhase = new(settings, TimeProvider.System);
+    private readonly CommitPhase _commitPhase = new(settings, time);
 
     /// <summary>Whether this consumer holds the doorbell, i.e. writers notify it.</summary>
     public bool IsHeld { get; private set; }

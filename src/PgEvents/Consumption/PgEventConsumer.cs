@@ -310,7 +310,7 @@ internal sealed class PgEventConsumer : IEventConsumer
         await using var listener = await NotificationListener.StartAsync(
             _sessions, _options.NotificationChannel, _options.KeepAliveInterval, _wakeUp, cancellationToken).ConfigureAwait(false);
         var reader = new ChangeLogReader(_settings, _logger, _time);
-        var doorbell = new Doorbell(_settings);
+        var doorbell = new Doorbell(_settings, _time);
         var readAfterCommitPhase = false;
         Cursor = _persisted = await _cursors.LoadAsync(connection, cancellationToken).ConfigureAwait(false);
         _active = true;
