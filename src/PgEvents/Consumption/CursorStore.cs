@@ -46,6 +46,18 @@ internal sealed class CursorStore(SchemaSettings settings, string consumerName)
         return position.Position < purgedThrough ? new LogPosition(purgedThrough, long.MaxValue) : position;
     }
 
+    /// <summary>The saved cursor, without registering the consumer; <see cref="LogPosition.Start"/> when it has none.</summary>
+    public async Task<LogPosition> PeekAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(
+            $"SELECT position, event_id FROM {settings.Qualify("consumers")} WHERE name = @name", connection);
+        command.Parameters.AddWithValue("name", ConsumerName);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        return await reader.ReadAsync(cancellationToken).ConfigureAwait(false)
+            ? new LogPosition(reader.GetInt64(0), reader.GetInt64(1))
+            : LogPosition.Start;
+    }
+
     /// <summary>Saves the cursor; false when it was reset meanwhile and must be reloaded.</summary>
     public async Task<bool> SaveAsync(NpgsqlConnection connection, LogPosition position, NpgsqlTransaction? transaction, CancellationToken cancellationToken)
     {

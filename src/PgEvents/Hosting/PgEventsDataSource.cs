@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
 
@@ -6,11 +7,11 @@ namespace PgEvents;
 /// <summary>
 /// The connections PgEvents uses, kept apart from any <see cref="NpgsqlDataSource"/> the host
 /// registers. TCP keepalive is turned on unless configured, so a half-open LISTEN connection is
-/// detected instead of waiting forever.
+/// detected instead of waiting forever. Npgsql logs through the host's logger factory.
 /// </summary>
 internal sealed class PgEventsDataSource : IAsyncDisposable, IDisposable
 {
-    public PgEventsDataSource(IOptions<PgEventsOptions> options)
+    public PgEventsDataSource(IOptions<PgEventsOptions> options, ILoggerFactory? loggerFactory = null)
     {
         var builder = new NpgsqlConnectionStringBuilder(options.Value.ConnectionString);
         if (builder.KeepAlive == 0)
@@ -23,7 +24,7 @@ internal sealed class PgEventsDataSource : IAsyncDisposable, IDisposable
             builder.ApplicationName = "PgEvents:" + options.Value.ConsumerName;
         }
 
-        DataSource = NpgsqlDataSource.Create(builder);
+        DataSource = Build(builder, loggerFactory);
 
         // Npgsql resets a pooled connection lazily: Close returns it to the pool as it is, and the
         // DISCARD ALL that drops its session state is only sent with its next use. A session advisory
@@ -33,7 +34,7 @@ internal sealed class PgEventsDataSource : IAsyncDisposable, IDisposable
         // backend, and PostgreSQL releases the session's locks and listens with it. Opening a physical
         // connection costs a few milliseconds, paid once per (re)connect of the consumer.
         var session = new NpgsqlConnectionStringBuilder(builder.ConnectionString) { Pooling = false, Multiplexing = false };
-        SessionDataSource = NpgsqlDataSource.Create(session);
+        SessionDataSource = Build(session, loggerFactory);
     }
 
     /// <summary>Pooled connections for short, stateless work: status queries, replays, installs.</summary>
@@ -44,6 +45,17 @@ internal sealed class PgEventsDataSource : IAsyncDisposable, IDisposable
     /// its LISTEN connection, and the probe that checks they are real sessions.
     /// </summary>
     public NpgsqlDataSource SessionDataSource { get; }
+
+    private static NpgsqlDataSource Build(NpgsqlConnectionStringBuilder connectionString, ILoggerFactory? loggerFactory)
+    {
+        var builder = new NpgsqlDataSourceBuilder(connectionString.ConnectionString);
+        if (loggerFactory is not null)
+        {
+            builder.UseLoggerFactory(loggerFactory);
+        }
+
+        return builder.Build();
+    }
 
     public async ValueTask DisposeAsync()
     {

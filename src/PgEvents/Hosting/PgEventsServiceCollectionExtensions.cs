@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
@@ -33,6 +34,7 @@ public static class PgEventsServiceCollectionExtensions
             services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<PgEventsOptions>, PgEventsOptionsValidator>());
             services.TryAddSingleton(TimeProvider.System);
             services.TryAddSingleton<PgEventsDataSource>();
+            services.TryAddSingleton(sp => new PgEventsMetrics(sp.GetService<IMeterFactory>()));
             services.TryAddSingleton<PgEventConsumer>();
             services.TryAddSingleton<IEventConsumer>(sp => sp.GetRequiredService<PgEventConsumer>());
             services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, PgEventsHostedService>());

@@ -51,6 +51,31 @@ internal sealed class NotificationListener : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Waits for a wake-up on <paramref name="signal"/> or the timeout; true when woken. Throws when
+    /// the listening connection died, so that the consumer reconnects instead of polling deaf.
+    /// </summary>
+    public async Task<bool> WaitAsync(WakeUpSignal signal, TimeSpan timeout, TimeProvider time, CancellationToken cancellationToken)
+    {
+        if (Completion.IsCompleted)
+        {
+            await Completion.ConfigureAwait(false);
+            throw new NpgsqlException("The LISTEN connection closed unexpectedly.");
+        }
+
+        using var stopWaiting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var wait = signal.WaitAsync(timeout, time, stopWaiting.Token);
+        var first = await Task.WhenAny(wait, Completion).ConfigureAwait(false);
+        if (first == Completion)
+        {
+            await stopWaiting.CancelAsync().ConfigureAwait(false);
+            await Completion.ConfigureAwait(false);
+            throw new NpgsqlException("The LISTEN connection closed unexpectedly.");
+        }
+
+        return await wait.ConfigureAwait(false);
+    }
+
     private async Task WaitLoopAsync()
     {
         // Yield so StartAsync returns before the first wait blocks this path.

@@ -1,0 +1,105 @@
+using System.Data;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace PgEvents;
+
+/// <summary>
+/// Operations on a consumer's saved state that need no running delivery loop: listing and replaying
+/// dead letters, and moving the cursor. A running instance (here or in another process) notices a
+/// moved cursor through the cursor's generation and a notification.
+/// </summary>
+internal sealed class ConsumerAdmin(
+    NpgsqlDataSource dataSource,
+    SchemaSettings settings,
+    PgEventsOptions options,
+    CursorStore cursors,
+    DeadLetterStore deadLetters,
+    EventDispatcher dispatcher,
+    ILogger logger)
+{
+    private readonly string _positionSinceSql =
+        $"""
+        SELECT coalesce((SELECT min(position) FROM {settings.Qualify("transactions")} WHERE committed_at >= @since) - 1,
+                        (SELECT max(position) FROM {settings.Qualify("transactions")}), 0)
+        """;
+
+    private string Name => options.ConsumerName;
+
+    public async Task<IReadOnlyList<DeadLetter>> GetDeadLettersAsync(CancellationToken cancellationToken)
+    {
+        var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using (connection.ConfigureAwait(false))
+        {
+            var letters = await deadLetters.ListAsync(connection, id: null, cancellationToken).ConfigureAwait(false);
+            return letters.Select(l => l.Letter).ToArray();
+        }
+    }
+
+    public async Task ReplayDeadLetterAsync(long id, CancellationToken cancellationToken)
+    {
+        var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using (connection.ConfigureAwait(false))
+        {
+            var found = await deadLetters.ListAsync(connection, id, cancellationToken).ConfigureAwait(false);
+            if (found.Count == 0)
+            {
+                throw new PgEventsException($"Consumer '{Name}' has no dead letter with id {id}.");
+            }
+
+            var captured = found[0].Event;
+            var handlers = dispatcher.HandlersOf(captured);
+            if (handlers.Count == 0)
+            {
+                throw new PgEventsException($"Dead letter {id} belongs to table {captured.TableName}, which has no handler in consumer '{Name}'.");
+            }
+
+            try
+            {
+                // A transactional handler's writes and the removal of the dead letter commit together.
+                await dispatcher.RunHandlersAsync(
+                    connection, captured, handlers, (_, token) => deadLetters.DeleteAsync(connection, id, token), cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException && connection.State == ConnectionState.Open)
+            {
+                await deadLetters.RecordFailedReplayAsync(connection, id, FailureClassifier.Describe(e), CancellationToken.None).ConfigureAwait(false);
+                throw;
+            }
+        }
+    }
+
+    /// <summary>Delivery restarts at <paramref name="position"/> (the first position delivered again).</summary>
+    public async Task ResetCursorAsync(long position, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(position, 1);
+        var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using (connection.ConfigureAwait(false))
+        {
+            await ResetToAsync(connection, new LogPosition(position - 1, long.MaxValue), cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Delivery restarts with the first transaction committed at or after <paramref name="committedSince"/>.</summary>
+    public async Task ResetCursorAsync(DateTimeOffset committedSince, CancellationToken cancellationToken)
+    {
+        var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using (connection.ConfigureAwait(false))
+        {
+            await using var command = new NpgsqlCommand(_positionSinceSql, connection);
+            command.Parameters.AddWithValue("since", committedSince.ToUniversalTime());
+            var position = (long)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+            await ResetToAsync(connection, new LogPosition(position, long.MaxValue), cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task ResetToAsync(NpgsqlConnection connection, LogPosition position, CancellationToken cancellationToken)
+    {
+        await cursors.ResetAsync(connection, position, cancellationToken).ConfigureAwait(false);
+
+        // Wake a running instance (here or in another process) so it picks up the reset at once.
+        await using var notify = new NpgsqlCommand("SELECT pg_notify(@channel, '')", connection);
+        notify.Parameters.AddWithValue("channel", options.NotificationChannel);
+        await notify.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        PgEventsLog.CursorResetRequested(logger, Name, position);
+    }
+}

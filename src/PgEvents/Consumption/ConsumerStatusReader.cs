@@ -1,0 +1,47 @@
+using Npgsql;
+
+namespace PgEvents;
+
+/// <summary>
+/// Answers "where is this consumer and how far behind": its role and fault from this instance, its
+/// cursor from memory while active here (else from its saved row), its lag from the log.
+/// </summary>
+internal sealed class ConsumerStatusReader(NpgsqlDataSource dataSource, SchemaSettings settings, ConsumerState state, DeliveryProgress progress)
+{
+    private readonly string _lagSql =
+        $"""
+        SELECT (SELECT coalesce(max(position), 0) FROM {settings.Qualify("transactions")}),
+               (SELECT count(*) FROM {settings.Qualify("transactions")} t JOIN {settings.Qualify("events")} e ON e.xid = t.xid
+                 WHERE t.position > @position)
+               + (SELECT count(*) FROM {settings.Qualify("events")} e
+                   WHERE e.xid = (SELECT xid FROM {settings.Qualify("transactions")} WHERE position = @position)
+                     AND e.event_id > @event_id),
+               (SELECT extract(epoch FROM now() - committed_at)::float8 FROM {settings.Qualify("transactions")}
+                 WHERE position > @position ORDER BY position LIMIT 1)
+        """;
+
+    public async Task<ConsumerStatus> ReadAsync(CancellationToken cancellationToken)
+    {
+        var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using (connection.ConfigureAwait(false))
+        {
+            var active = state.IsActive;
+            var cursor = active ? progress.Delivered : await progress.Store.PeekAsync(connection, cancellationToken).ConfigureAwait(false);
+            await using var command = new NpgsqlCommand(_lagSql, connection);
+            command.Parameters.AddWithValue("position", cursor.Position);
+            command.Parameters.AddWithValue("event_id", cursor.EventId);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+            var lagTime = reader.IsDBNull(2) ? TimeSpan.Zero : TimeSpan.FromSeconds(Math.Max(0, reader.GetDouble(2)));
+            return new ConsumerStatus(
+                state.Name, active, state.IsStandby, reader.GetInt64(0), cursor.Position, cursor.EventId, reader.GetInt64(1), lagTime, state.Blocked, state.Fault);
+        }
+    }
+
+    /// <summary>What the lag gauges record.</summary>
+    public async Task<LagSample> MeasureLagAsync(CancellationToken cancellationToken)
+    {
+        var status = await ReadAsync(cancellationToken).ConfigureAwait(false);
+        return new LagSample(status.LagEvents, status.LagTime.TotalSeconds);
+    }
+}

@@ -1,0 +1,167 @@
+using System.Data;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace PgEvents;
+
+/// <summary>
+/// One working session of an active consumer on one connection: takes the lease, listens, then reads
+/// the log after the cursor and delivers in order until the connection fails or the consumer stops.
+/// When nothing is left it waits for the holders of a position hole, rings the doorbell so writers
+/// notify, and sleeps until a notification or the poll interval.
+/// </summary>
+internal sealed class DeliveryLoop(
+    PgEventsOptions options,
+    SchemaSettings settings,
+    NpgsqlDataSource sessions,
+    ConsumerLease lease,
+    DeliveryProgress progress,
+    FailurePolicyRunner failurePolicy,
+    ConsumerState state,
+    WakeUpSignal wakeUp,
+    LagSampler lag,
+    RetentionWorker retention,
+    PgEventsMetrics metrics,
+    TimeProvider time,
+    ILogger readerLogger,
+    ILogger logger)
+{
+    private readonly KeyValuePair<string, object?> _consumerTag = new("pgevents.consumer", options.ConsumerName);
+
+    public async Task RunAsync(NpgsqlConnection connection, bool reconnecting, CancellationToken cancellationToken)
+    {
+        // Every write on this connection (cursor, dead letters, transactional handler writes) is safe
+        // to lose in a server crash: it is redone when the events are delivered again. Not waiting for
+        // the WAL flush keeps a disk sync off the delivery path.
+        await using (var asyncCommit = new NpgsqlCommand("SET synchronous_commit = off", connection))
+        {
+            await asyncCommit.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        await lease.AcquireAsync(connection, cancellationToken).ConfigureAwait(false);
+
+        // Listen before the first read: whatever commits after this point also wakes us up.
+        await using var listener = await NotificationListener.StartAsync(
+            sessions, options.NotificationChannel, options.KeepAliveInterval, wakeUp, cancellationToken).ConfigureAwait(false);
+        var cursor = await progress.LoadAsync(connection, cancellationToken).ConfigureAwait(false);
+        state.BecomeActive();
+        if (reconnecting)
+        {
+            PgEventsLog.Reconnected(logger, state.Name, cursor);
+        }
+        else
+        {
+            PgEventsLog.ConsumerStarted(logger, state.Name, cursor);
+        }
+
+        using var stopCompanions = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var sampling = lag.RunAsync(stopCompanions.Token);
+        var purging = retention.RunAsync(stopCompanions.Token);
+        try
+        {
+            await DeliverUntilStoppedAsync(connection, listener, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            await stopCompanions.CancelAsync().ConfigureAwait(false);
+            await sampling.ConfigureAwait(false);
+            await purging.ConfigureAwait(false);
+            await SaveOnStopAsync(connection).ConfigureAwait(false);
+        }
+    }
+
+    private async Task DeliverUntilStoppedAsync(NpgsqlConnection connection, NotificationListener listener, CancellationToken cancellationToken)
+    {
+        var reader = new ChangeLogReader(settings, readerLogger, time);
+        var doorbell = new Doorbell(settings, time);
+        var readAfterCommitPhase = false;
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            wakeUp.Reset();
+            var batch = await reader.ReadAsync(connection, progress.Delivered, options.BatchSize, cancellationToken).ConfigureAwait(false);
+            if (batch.Events.Count > 0)
+            {
+                // Busy: writers need not notify (and so do not queue on PostgreSQL's NOTIFY lock).
+                await doorbell.ReleaseAsync(connection, cancellationToken).ConfigureAwait(false);
+                readAfterCommitPhase = false;
+                metrics.BatchSize.Record(batch.Events.Count, _consumerTag);
+                try
+                {
+                    foreach (var captured in batch.Events)
+                    {
+                        await failurePolicy.DeliverAsync(connection, captured, cancellationToken).ConfigureAwait(false);
+                    }
+
+                    await progress.SaveAsync(connection, cancellationToken).ConfigureAwait(false);
+                }
+                catch (CursorResetException)
+                {
+                    // A replay moved the cursor: continue from where it now points.
+                    reader = await ReloadAfterResetAsync(connection, cancellationToken).ConfigureAwait(false);
+                }
+
+                continue;
+            }
+
+            // A read found nothing left to deliver: the whole cycle works on this connection.
+            state.ConfirmRunning();
+            if (await progress.Store.WasResetAsync(connection, cancellationToken).ConfigureAwait(false))
+            {
+                reader = await ReloadAfterResetAsync(connection, cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
+            if (batch.WaitingOn is not null)
+            {
+                // The holders of a hole end by committing (which fills it) or by aborting (which
+                // notifies nobody): wait on their locks, which release the moment they end.
+                await reader.WaitForPendingHoleAsync(connection, options.PollInterval, cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
+            if (!readAfterCommitPhase)
+            {
+                // From now on writers notify. One that checked before, or whose notification
+                // arrived before its commit was visible, is in its commit phase: wait for
+                // those, then read once more before sleeping.
+                await doorbell.HoldAsync(connection, options.PollInterval, cancellationToken).ConfigureAwait(false);
+                readAfterCommitPhase = true;
+                continue;
+            }
+
+            readAfterCommitPhase = false;
+            var woken = await listener.WaitAsync(wakeUp, options.PollInterval, time, cancellationToken).ConfigureAwait(false);
+            metrics.WakeUps.Add(1, _consumerTag, new("pgevents.wakeup.source", woken ? "notify" : "poll"));
+        }
+    }
+
+    private async Task<ChangeLogReader> ReloadAfterResetAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        state.Unblock();
+        var cursor = await progress.LoadAsync(connection, cancellationToken).ConfigureAwait(false);
+        PgEventsLog.CursorReset(logger, state.Name, cursor);
+
+        // A fresh reader: the hole it was waiting on may lie behind the new cursor.
+        return new ChangeLogReader(settings, readerLogger, time);
+    }
+
+    /// <summary>Shutting down: keeps the progress made, so a restart repeats at most the event in flight.</summary>
+    private async Task SaveOnStopAsync(NpgsqlConnection connection)
+    {
+        if (!progress.HasUnsaved || connection.State != ConnectionState.Open)
+        {
+            return;
+        }
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        try
+        {
+            await progress.SaveAsync(connection, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is NpgsqlException or OperationCanceledException or InvalidOperationException or CursorResetException)
+        {
+            // At-least-once still holds: the next run repeats what was not persisted.
+        }
+    }
+}

@@ -1,0 +1,91 @@
+using Npgsql;
+
+namespace PgEvents;
+
+/// <summary>
+/// The consumer's cursor in memory and in its row: how far delivery got, and how much of that is
+/// saved. A restart repeats exactly what was delivered but not saved (at-least-once).
+/// </summary>
+internal sealed class DeliveryProgress(CursorStore store, ConsumerState state)
+{
+    // Written only by the delivery loop, but read by status queries on other threads, and a
+    // two-field struct could be read half-updated without the lock.
+    private readonly object _lock = new();
+    private LogPosition _delivered;
+    private LogPosition _saved;
+
+    public CursorStore Store { get; } = store;
+
+    /// <summary>The position of the last event whose handlers all succeeded.</summary>
+    public LogPosition Delivered
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _delivered;
+            }
+        }
+    }
+
+    /// <summary>Whether something delivered is not saved yet.</summary>
+    public bool HasUnsaved
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _delivered != _saved;
+            }
+        }
+    }
+
+    /// <summary>Loads the saved cursor (registering the consumer if needed) and resumes from it.</summary>
+    public async Task<LogPosition> LoadAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        var position = await Store.LoadAsync(connection, cancellationToken).ConfigureAwait(false);
+        Set(position, saved: true);
+        return position;
+    }
+
+    /// <summary>Delivered, not yet saved.</summary>
+    public void Advance(LogPosition position) => Set(position, saved: false);
+
+    /// <summary>Delivered and saved in the same transaction.</summary>
+    public void AdvanceSaved(LogPosition position) => Set(position, saved: true);
+
+    /// <summary>Saves what was delivered; throws <see cref="CursorResetException"/> when a reset moved the cursor meanwhile.</summary>
+    public async Task SaveAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        var delivered = Delivered;
+        if (!HasUnsaved)
+        {
+            return;
+        }
+
+        await SaveAsync(connection, delivered, transaction: null, cancellationToken).ConfigureAwait(false);
+        Set(delivered, saved: true);
+        state.ConfirmRunning();
+    }
+
+    /// <summary>Saves <paramref name="position"/> inside a transaction; throws <see cref="CursorResetException"/> after a reset.</summary>
+    public async Task SaveAsync(NpgsqlConnection connection, LogPosition position, NpgsqlTransaction? transaction, CancellationToken cancellationToken)
+    {
+        if (!await Store.SaveAsync(connection, position, transaction, cancellationToken).ConfigureAwait(false))
+        {
+            throw new CursorResetException();
+        }
+    }
+
+    private void Set(LogPosition position, bool saved)
+    {
+        lock (_lock)
+        {
+            _delivered = position;
+            if (saved)
+            {
+                _saved = position;
+            }
+        }
+    }
+}
