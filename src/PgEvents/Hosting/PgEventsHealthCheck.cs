@@ -40,7 +40,7 @@ public sealed class PgEventsHealthCheck : IHealthCheck
         {
             // The fault that stops the consumer (say, a revoked privilege) often stops the status query
             // too; it is the better explanation.
-            return (_consumer as PgEventConsumer)?.Fault is { } known
+            return _consumer is PgEventConsumer { Fault: { } known }
                 ? HealthCheckResult.Unhealthy(FaultDescription(_consumer.Name, known), e, FaultData(_consumer.Name, known))
                 : HealthCheckResult.Unhealthy($"PgEvents consumer '{_consumer.Name}' cannot reach its database: {e.Message}", e);
         }

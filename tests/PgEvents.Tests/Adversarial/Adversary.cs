@@ -1,6 +1,5 @@
 using System.Text.Json;
 using Npgsql;
-using PgEvents.Tests.Infrastructure;
 
 namespace PgEvents.Tests.Adversarial;
 

@@ -1,4 +1,3 @@
-using Npgsql;
 using PgEvents.Tests.Infrastructure;
 using static PgEvents.Tests.Adversarial.Adversary;
 using static PgEvents.Tests.Infrastructure.Interleaving;

@@ -1,4 +1,3 @@
-using Npgsql;
 using PgEvents.Tests.Infrastructure;
 
 namespace PgEvents.Tests.Capture;
