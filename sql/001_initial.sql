@@ -1,9 +1,13 @@
 -- PgEvents schema, version 1.
 --
 -- The installer replaces __SCHEMA__ with the safely quoted schema identifier and __TXKEY__ with a
--- generated configuration key made only of [a-z0-9_.]; no user-supplied value is ever spliced in.
+-- generated configuration key made only of [a-z0-9_.] (later scripts add integer placeholders, see
+-- sql/README.md); no user-supplied value is ever spliced in.
 -- Everything a caller passes at run time (table names, channel, consumer names) travels as a
 -- bind parameter and is quoted server-side with format('%I' / '%L').
+--
+-- Later versions replace its capture functions (003, 004, 006), the transaction registration
+-- (004) and the position trigger (005, 007); sql/README.md describes the current flow.
 
 -- One row: installation-wide settings read by the commit trigger.
 CREATE TABLE __SCHEMA__.settings (

@@ -4,6 +4,9 @@
 -- nested PL/pgSQL call was a measurable share of a single-row transaction's cost. The position
 -- trigger reads the channel once per session (a custom setting) instead of querying settings on
 -- every commit.
+--
+-- Later versions replace these capture functions (004, 006) and the position trigger (004);
+-- sql/README.md describes the current flow.
 
 CREATE OR REPLACE FUNCTION __SCHEMA__.capture_insert() RETURNS trigger
 LANGUAGE plpgsql AS $fn$

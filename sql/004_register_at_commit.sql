@@ -6,6 +6,9 @@
 -- transaction carries opens_transaction = true, the deferred trigger sits on events with a WHEN
 -- clause (evaluated when the row is written, so only that one row queues it), and it inserts the
 -- commit record directly. PostgreSQL adds the column without rewriting the table.
+--
+-- Later versions replace these capture functions (005, 006) and the position trigger (005, 007);
+-- sql/README.md describes the current flow.
 
 ALTER TABLE __SCHEMA__.events ADD COLUMN opens_transaction boolean NOT NULL DEFAULT false;
 

@@ -15,6 +15,9 @@
 -- and can still commit it; the reader waits for those and for nobody else.
 --
 -- __COMMITLOCK__ is a non-negative integer the installer derives from the schema name.
+--
+-- Version 6 replaces these capture functions and version 7 the position trigger (keeping its
+-- lock); sql/README.md describes the current flow.
 
 CREATE OR REPLACE FUNCTION __SCHEMA__.assign_position() RETURNS trigger
 LANGUAGE plpgsql AS $fn$
