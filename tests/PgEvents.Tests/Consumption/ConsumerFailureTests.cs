@@ -182,12 +182,8 @@ public sealed class ConsumerFailureTests(DatabaseFixture db) : IClassFixture<Dat
         await host.Sink.WaitForCountAsync(5);
 
         // The recording handler runs before the commit; wait for the cursor, not the handler.
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while ((await host.Consumer.GetStatusAsync()).CursorEventId != host.Sink.Deliveries[^1].EventId)
-        {
-            DateTime.UtcNow.Should().BeBefore(deadline);
-            await Task.Delay(10);
-        }
+        await Eventually.UntilAsync(async () => (await host.Consumer.GetStatusAsync()).CursorEventId == host.Sink.Deliveries[^1].EventId,
+            "the cursor should reach the last delivered event");
 
         await host.StopAsync();
 
@@ -199,19 +195,7 @@ public sealed class ConsumerFailureTests(DatabaseFixture db) : IClassFixture<Dat
             .Should().Be(await db.ScalarAsync<long>("SELECT max(event_id) FROM projection"));
     }
 
-    private static async Task<ConsumerStatus> WaitForBlockedAsync(ConsumerHost host)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (true)
-        {
-            var status = await host.Consumer.GetStatusAsync();
-            if (status.Blocked is { Attempts: >= 2 })
-            {
-                return status;
-            }
-
-            DateTime.UtcNow.Should().BeBefore(deadline, "the consumer should block on the bad event");
-            await Task.Delay(10);
-        }
-    }
+    private static Task<ConsumerStatus> WaitForBlockedAsync(ConsumerHost host) =>
+        Eventually.UntilAsync(() => host.Consumer.GetStatusAsync(), status => status.Blocked is { Attempts: >= 2 },
+            "the consumer should block on the bad event");
 }

@@ -250,7 +250,7 @@ public sealed class ObservabilityTests(DatabaseFixture db) : IClassFixture<Datab
     private async Task WaitUntilAsleepAsync(string schemaName)
     {
         var doorbell = new SchemaSettings(schemaName, PgEventsSchemaOptions.DefaultNotificationChannel).DoorbellKey;
-        await Interleaving.UntilAsync(
+        await Eventually.UntilAsync(
             async () => await db.ScalarAsync<long>(
                 """
                 SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
@@ -258,7 +258,7 @@ public sealed class ObservabilityTests(DatabaseFixture db) : IClassFixture<Datab
                    AND l.granted AND a.state = 'idle'
                 """,
                 ("class", (long)SchemaSettings.AdvisoryLockClass), ("key", (long)(uint)doorbell)) > 0,
-            "the consumer should go to sleep", Wait.TotalSeconds);
+            "the consumer should go to sleep", Wait);
     }
 
     private async Task InsertAsync(string table, int from, int to)
@@ -269,21 +269,9 @@ public sealed class ObservabilityTests(DatabaseFixture db) : IClassFixture<Datab
         }
     }
 
-    private static async Task<HealthCheckResult> WaitForHealthAsync(PgEventsHealthCheck check, HealthStatus expected)
-    {
-        var deadline = DateTime.UtcNow + Wait;
-        while (true)
-        {
-            var result = await check.CheckHealthAsync(Context);
-            if (result.Status == expected)
-            {
-                return result;
-            }
-
-            DateTime.UtcNow.Should().BeBefore(deadline, $"the health check should become {expected}; it is {result.Status}: {result.Description}");
-            await Task.Delay(20);
-        }
-    }
+    private static Task<HealthCheckResult> WaitForHealthAsync(PgEventsHealthCheck check, HealthStatus expected) =>
+        Eventually.UntilAsync(() => check.CheckHealthAsync(Context), result => result.Status == expected,
+            result => $"the health check should become {expected}; it is {result.Status}: {result.Description}", Wait);
 
     private static PgEventsHealthCheck HealthCheckOf(ConsumerHost host) =>
         new(host.Consumer, host.Services.GetRequiredService<IOptions<PgEventsOptions>>());
@@ -332,21 +320,14 @@ public sealed class ObservabilityTests(DatabaseFixture db) : IClassFixture<Datab
     }
 
     /// <summary>Polls the observable gauges (they have no push) until <paramref name="condition"/> holds.</summary>
-    private static async Task WaitForGaugesAsync(MetricRecorder metrics, Func<MetricRecorder, bool> condition, string because)
-    {
-        var deadline = DateTime.UtcNow + Wait;
-        while (true)
-        {
-            metrics.Observe();
-            if (condition(metrics))
+    private static Task WaitForGaugesAsync(MetricRecorder metrics, Func<MetricRecorder, bool> condition, string because) =>
+        Eventually.UntilAsync(
+            () =>
             {
-                return;
-            }
-
-            DateTime.UtcNow.Should().BeBefore(deadline, because);
-            await Task.Delay(20);
-        }
-    }
+                metrics.Observe();
+                return condition(metrics);
+            },
+            because, Wait);
 
     private static double LastGauge(MetricRecorder metrics, string instrument) =>
         metrics.Of(instrument) is { Count: > 0 } values ? values[^1].Value : double.NaN;

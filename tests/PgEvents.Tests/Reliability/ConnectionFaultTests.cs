@@ -53,7 +53,7 @@ public sealed class ConnectionFaultTests(DatabaseFixture db) : IClassFixture<Dat
         kills.Should().BeGreaterThan(0);
         Interlocked.Read(ref reconnects).Should().BeGreaterThan(0, "the consumer must have noticed and reconnected");
 
-        await ConsumerInstancesTests.WaitForIdAsync(host.Sink, 1500);
+        await FaultHelpers.WaitForIdAsync(host.Sink, 1500);
         FaultHelpers.ShouldBeCompleteAndOrdered(FaultHelpers.Ids(host.Sink), writer.Committed);
         (await host.Consumer.GetStatusAsync()).IsActive.Should().BeTrue();
     }

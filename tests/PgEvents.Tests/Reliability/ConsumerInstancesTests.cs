@@ -44,7 +44,7 @@ public sealed class ConsumerInstancesTests(DatabaseFixture db) : IClassFixture<D
 
         await writing;
         await b.Sink.WaitForCountAsync(1);
-        await WaitForIdAsync(b.Sink, 600);
+        await FaultHelpers.WaitForIdAsync(b.Sink, 600);
 
         var fromA = FaultHelpers.Ids(a.Sink);
         var fromB = FaultHelpers.Ids(b.Sink);
@@ -54,36 +54,7 @@ public sealed class ConsumerInstancesTests(DatabaseFixture db) : IClassFixture<D
         fromB.Should().BeInAscendingOrder("one instance delivers in order");
     }
 
-    internal static async Task WaitForIdAsync(EventSink sink, long id)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (true)
-        {
-            // Count first, then look: a delivery landing in between is then waited for, not missed.
-            var seen = sink.Deliveries.Count;
-            if (FaultHelpers.Ids(sink).Contains(id))
-            {
-                return;
-            }
-
-            DateTime.UtcNow.Should().BeBefore(deadline, $"id {id} should be delivered");
-            await sink.WaitForCountAsync(seen + 1, TimeSpan.FromSeconds(60));
-        }
-    }
-
-    private static async Task WaitForRoleAsync(ConsumerHost host, bool active)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (true)
-        {
-            var status = await host.Consumer.GetStatusAsync();
-            if (active ? status.IsActive : status.IsStandby)
-            {
-                return;
-            }
-
-            DateTime.UtcNow.Should().BeBefore(deadline, active ? "the instance should become active" : "the instance should stand by");
-            await Task.Delay(20);
-        }
-    }
+    private static Task WaitForRoleAsync(ConsumerHost host, bool active) =>
+        Eventually.UntilAsync(async () => await host.Consumer.GetStatusAsync() is var status && (active ? status.IsActive : status.IsStandby),
+            active ? "the instance should become active" : "the instance should stand by");
 }

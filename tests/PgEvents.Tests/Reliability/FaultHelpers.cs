@@ -45,6 +45,10 @@ internal static class FaultHelpers
     }
 
     public static IReadOnlyList<long> Ids(EventSink sink) => sink.Deliveries.Select(d => ((Item)d.Row!).Id).ToList();
+
+    /// <summary>Waits, signalled by the handler, until the item with <paramref name="id"/> has been delivered (at least once).</summary>
+    public static Task WaitForIdAsync(EventSink sink, long id) =>
+        sink.WaitUntilAsync(deliveries => deliveries.Any(d => ((Item)d.Row!).Id == id), $"id {id} to be delivered", TimeSpan.FromSeconds(60));
 }
 
 /// <summary>Inserts rows one transaction at a time, remembering which commits succeeded.</summary>
