@@ -51,28 +51,8 @@ public sealed class LeaseFaultTests(DatabaseFixture db) : IClassFixture<Database
                 }
             });
 
-    /// <summary>The backends holding the consumer's lease (its session advisory lock), with their application and state.</summary>
-    private async Task<List<(int Pid, string Application, string State)>> LeaseHoldersAsync(string schemaName, string consumer)
-    {
-        var key = SchemaSettings.DeriveKey("lease", schemaName + "\0" + consumer);
-        await using var command = db.DataSource.CreateCommand(
-            """
-            SELECT l.pid, coalesce(a.application_name, ''), coalesce(a.state, '')
-              FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
-             WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
-               AND l.classid::bigint = @class AND l.objid::bigint = @key
-            """);
-        command.Parameters.AddWithValue("class", (long)(uint)SchemaSettings.AdvisoryLockClass);
-        command.Parameters.AddWithValue("key", (long)(uint)key);
-        await using var reader = await command.ExecuteReaderAsync();
-        var holders = new List<(int, string, string)>();
-        while (await reader.ReadAsync())
-        {
-            holders.Add((reader.GetInt32(0), reader.GetString(1), reader.GetString(2)));
-        }
-
-        return holders;
-    }
+    private Task<List<(int Pid, string Application, string State)>> LeaseHoldersAsync(string schemaName, string consumer) =>
+        FaultHelpers.LeaseHoldersAsync(db, schemaName, consumer);
 
     private static PgEventsHealthCheck HealthCheckOf(ConsumerHost host) =>
         new(host.Consumer, host.Services.GetRequiredService<IOptions<PgEventsOptions>>());
