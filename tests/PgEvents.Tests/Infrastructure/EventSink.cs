@@ -37,6 +37,10 @@ public sealed class EventSink
         }
     }
 
+    /// <summary>Records what <paramref name="handler"/> was given.</summary>
+    public void Record<TRow>(string handler, RowChange<TRow> change) =>
+        Record(new Delivery(handler, change.Kind, change.Table, change.Position, change.EventId, change.Row, change.OldRow));
+
     public Task WaitForCountAsync(int count, TimeSpan? timeout = null) =>
         WaitUntilAsync(deliveries => deliveries.Count >= count, $"{count} deliveries", timeout);
 
@@ -78,7 +82,7 @@ public sealed class RecordingHandler<TRow>(EventSink sink) : IRowHandler<TRow>
 {
     public Task HandleAsync(RowChange<TRow> change, CancellationToken cancellationToken)
     {
-        sink.Record(new Delivery(GetType().Name, change.Kind, change.Table, change.Position, change.EventId, change.Row, change.OldRow));
+        sink.Record(GetType().Name, change);
         return Task.CompletedTask;
     }
 }
@@ -88,7 +92,7 @@ public sealed class SecondRecordingHandler<TRow>(EventSink sink) : IRowHandler<T
 {
     public Task HandleAsync(RowChange<TRow> change, CancellationToken cancellationToken)
     {
-        sink.Record(new Delivery("second", change.Kind, change.Table, change.Position, change.EventId, change.Row, change.OldRow));
+        sink.Record("second", change);
         return Task.CompletedTask;
     }
 }

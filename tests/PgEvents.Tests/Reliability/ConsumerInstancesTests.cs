@@ -18,13 +18,13 @@ public sealed class ConsumerInstancesTests(DatabaseFixture db) : IClassFixture<D
     public async Task Exactly_one_instance_is_active_and_a_standby_takes_over_when_it_dies_without_gaps_or_reordering()
     {
         await db.ExecuteAsync("CREATE TABLE shared_items (id bigint PRIMARY KEY, label text NOT NULL)");
-        var gateA = new InFlightGate { StallId = 300 };
-        var gateB = new InFlightGate();
+        var gateA = new HandlerGate { HoldId = 300, RecordBeforeHolding = true };
+        var gateB = new HandlerGate { RecordBeforeHolding = true };
         await using var a = await ConsumerHost.Create(FaultHelpers.WithApplicationName(db.ConnectionString, "instance-a"),
-            b => b.AddHandler<Item, RecordAfterStallHandler>("shared_items"), Configure, services: s => s.AddSingleton(gateA)).StartAsync();
+            b => b.AddHandler<Item, GatedHandler<Item>>("shared_items"), Configure, services: s => s.AddSingleton(gateA)).StartAsync();
         await WaitForRoleAsync(a, active: true);
         await using var b = await ConsumerHost.Create(FaultHelpers.WithApplicationName(db.ConnectionString, "instance-b"),
-            b => b.AddHandler<Item, RecordAfterStallHandler>("shared_items"), Configure, services: s => s.AddSingleton(gateB)).StartAsync();
+            b => b.AddHandler<Item, GatedHandler<Item>>("shared_items"), Configure, services: s => s.AddSingleton(gateB)).StartAsync();
         await WaitForRoleAsync(b, active: false);
 
         var statusA = await a.Consumer.GetStatusAsync();

@@ -136,6 +136,6 @@ public sealed class SlowHandler(EventSink sink) : IRowHandler<Item>
     public async Task HandleAsync(RowChange<Item> change, CancellationToken cancellationToken)
     {
         await Task.Delay(2, cancellationToken);
-        sink.Record(new Delivery("slow", change.Kind, change.Table, change.Position, change.EventId, change.Row, change.OldRow));
+        sink.Record("slow", change);
     }
 }
