@@ -75,7 +75,7 @@ public sealed class CaptureSecondPassUpgradeTests(DatabaseFixture db) : IClassFi
             // The upgrade's script first adds a column to settings (ACCESS EXCLUSIVE, held), then
             // waits for the writer's lock on events. The writer's commit reads settings (the NOTIFY
             // channel) and waits for the upgrade: a deadlock, and the application's COMMIT fails.
-            await UntilAsync(async () => await db.ScalarAsync<long>(
+            await Eventually.UntilAsync(async () => await db.ScalarAsync<long>(
                 """
                 SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
                  WHERE NOT l.granted AND a.datname = current_database() AND l.pid <> @writer

@@ -119,7 +119,7 @@ public sealed class CommitPhaseEdgeCaseTests(DatabaseFixture db) : IClassFixture
             (await drain.ReadOnceAsync()).Events.Should().BeEmpty();
 
             var waiting = drain.WaitForPendingHoleAsync(TimeSpan.FromSeconds(20));
-            await UntilAsync(async () => await db.ScalarAsync<long>(
+            await Eventually.UntilAsync(async () => await db.ScalarAsync<long>(
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND mode = 'ShareLock'") > 0, "the reader should wait");
             await db.ExecuteAsync(
                 "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND mode = 'ShareLock'");

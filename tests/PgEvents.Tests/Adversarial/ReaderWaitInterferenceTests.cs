@@ -30,7 +30,7 @@ public sealed class ReaderWaitInterferenceTests(DatabaseFixture db) : IClassFixt
 
     /// <summary>Waits until the reader's backend waits for the commit lock of <paramref name="xid32"/>.</summary>
     private Task ReaderWaitsForAsync(uint xid32) =>
-        UntilAsync(async () => await db.ScalarAsync<long>(
+        Eventually.UntilAsync(async () => await db.ScalarAsync<long>(
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND mode = 'ShareLock' AND objid::bigint = @xid",
                 ("xid", (long)xid32)) > 0,
             $"the reader should wait for holder {xid32}");

@@ -96,7 +96,7 @@ public sealed class ConsumerDeliveryTests(DatabaseFixture db) : IClassFixture<Da
             o => { o.ConsumerName = "wake"; o.PollInterval = TimeSpan.FromHours(1); }).StartAsync();
 
         // Give the consumer its first (empty) read so it is parked waiting for the hour-long poll.
-        (await WaitForActiveAsync(host)).Should().BeTrue();
+        await Eventually.UntilAsync(async () => (await host.Consumer.GetStatusAsync()).IsActive, "the consumer should become active", TimeSpan.FromSeconds(20));
         await db.ExecuteAsync("INSERT INTO widgets_wake VALUES (1, 'w', 1, now(), 'Red', NULL)");
 
         await host.Sink.WaitForCountAsync(1, TimeSpan.FromSeconds(20));
@@ -131,12 +131,8 @@ public sealed class ConsumerDeliveryTests(DatabaseFixture db) : IClassFixture<Da
         var last = host.Sink.Deliveries[^1];
 
         // The handler records the event before the consumer moves its cursor past it.
-        var status = await host.Consumer.GetStatusAsync();
-        for (var deadline = DateTime.UtcNow.AddSeconds(10); status.CursorEventId != last.EventId && DateTime.UtcNow < deadline;)
-        {
-            await Task.Delay(5);
-            status = await host.Consumer.GetStatusAsync();
-        }
+        var status = await Eventually.UntilAsync(() => host.Consumer.GetStatusAsync(), s => s.CursorEventId == last.EventId,
+            s => $"the cursor should reach the last delivered event {last.EventId}; it is at {s.CursorEventId}", TimeSpan.FromSeconds(10));
 
         status.ConsumerName.Should().Be("status");
         status.IsActive.Should().BeTrue();
@@ -154,21 +150,5 @@ public sealed class ConsumerDeliveryTests(DatabaseFixture db) : IClassFixture<Da
         stopped.LagEvents.Should().Be(2);
         stopped.HeadPosition.Should().Be(last.Position + 1);
         stopped.LagTime.Should().BeGreaterThanOrEqualTo(TimeSpan.Zero);
-    }
-
-    private static async Task<bool> WaitForActiveAsync(ConsumerHost host)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(20);
-        while (DateTime.UtcNow < deadline)
-        {
-            if ((await host.Consumer.GetStatusAsync()).IsActive)
-            {
-                return true;
-            }
-
-            await Task.Delay(10);
-        }
-
-        return false;
     }
 }

@@ -3,50 +3,9 @@ using PgEvents.Tests.Infrastructure;
 
 namespace PgEvents.Tests.Consumption;
 
-public sealed record Item(long Id, string Label);
+public sealed record Item(long Id, string Label) : ITestRow;
 
 public sealed record PricedItem(long Id, decimal Price);
-
-/// <summary>Fails the row with <see cref="FailingId"/> while <see cref="Failing"/> is set, and counts attempts.</summary>
-public sealed class FailureSwitch
-{
-    private readonly SemaphoreSlim _attempts = new(0);
-
-    public long FailingId { get; set; } = -1;
-
-    private volatile bool _failing = true;
-
-    public bool Failing
-    {
-        get => _failing;
-        set => _failing = value;
-    }
-
-    public void Attempted() => _attempts.Release();
-
-    public async Task WaitForAttemptsAsync(int count)
-    {
-        for (var i = 0; i < count; i++)
-        {
-            (await _attempts.WaitAsync(TimeSpan.FromSeconds(30))).Should().BeTrue("the failing event should be retried");
-        }
-    }
-}
-
-public sealed class FlakyHandler(EventSink sink, FailureSwitch failures) : IRowHandler<Item>
-{
-    public Task HandleAsync(RowChange<Item> change, CancellationToken cancellationToken)
-    {
-        if (change.Row?.Id == failures.FailingId && failures.Failing)
-        {
-            failures.Attempted();
-            throw new InvalidOperationException($"boom on item {change.Row.Id}");
-        }
-
-        sink.Record(new Delivery(nameof(FlakyHandler), change.Kind, change.Table, change.Position, change.EventId, change.Row, null));
-        return Task.CompletedTask;
-    }
-}
 
 /// <summary>Writes a projection row in the cursor's transaction, then fails the first attempt of each event.</summary>
 public sealed class TransactionalProjectionHandler(FailureSwitch failures) : IRowHandler<Item>
@@ -64,7 +23,7 @@ public sealed class TransactionalProjectionHandler(FailureSwitch failures) : IRo
         {
             if (Failed.Add(change.EventId))
             {
-                failures.Attempted();
+                failures.Attempt();
                 throw new InvalidOperationException("fails after writing, so the write must roll back");
             }
         }
@@ -87,7 +46,7 @@ public sealed class ConsumerFailureTests(DatabaseFixture db) : IClassFixture<Dat
     public async Task A_failing_handler_blocks_its_event_and_everything_after_until_it_succeeds_then_resumes_in_order()
     {
         await db.ExecuteAsync("CREATE TABLE blocking_items (id bigint PRIMARY KEY, label text NOT NULL)");
-        await using var host = ConsumerHost.Create(db.ConnectionString, b => b.AddHandler<Item, FlakyHandler>("blocking_items"),
+        await using var host = ConsumerHost.Create(db.ConnectionString, b => b.AddHandler<Item, SwitchedHandler<Item>>("blocking_items"),
             o => o.ConsumerName = "blocking", services: WithSwitch);
         var failures = host.Services.GetRequiredService<FailureSwitch>();
         failures.FailingId = 3;
@@ -182,12 +141,8 @@ public sealed class ConsumerFailureTests(DatabaseFixture db) : IClassFixture<Dat
         await host.Sink.WaitForCountAsync(5);
 
         // The recording handler runs before the commit; wait for the cursor, not the handler.
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while ((await host.Consumer.GetStatusAsync()).CursorEventId != host.Sink.Deliveries[^1].EventId)
-        {
-            DateTime.UtcNow.Should().BeBefore(deadline);
-            await Task.Delay(10);
-        }
+        await Eventually.UntilAsync(async () => (await host.Consumer.GetStatusAsync()).CursorEventId == host.Sink.Deliveries[^1].EventId,
+            "the cursor should reach the last delivered event");
 
         await host.StopAsync();
 
@@ -199,19 +154,7 @@ public sealed class ConsumerFailureTests(DatabaseFixture db) : IClassFixture<Dat
             .Should().Be(await db.ScalarAsync<long>("SELECT max(event_id) FROM projection"));
     }
 
-    private static async Task<ConsumerStatus> WaitForBlockedAsync(ConsumerHost host)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (true)
-        {
-            var status = await host.Consumer.GetStatusAsync();
-            if (status.Blocked is { Attempts: >= 2 })
-            {
-                return status;
-            }
-
-            DateTime.UtcNow.Should().BeBefore(deadline, "the consumer should block on the bad event");
-            await Task.Delay(10);
-        }
-    }
+    private static Task<ConsumerStatus> WaitForBlockedAsync(ConsumerHost host) =>
+        Eventually.UntilAsync(() => host.Consumer.GetStatusAsync(), status => status.Blocked is { Attempts: >= 2 },
+            "the consumer should block on the bad event");
 }

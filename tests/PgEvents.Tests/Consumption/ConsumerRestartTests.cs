@@ -3,28 +3,6 @@ using PgEvents.Tests.Infrastructure;
 
 namespace PgEvents.Tests.Consumption;
 
-/// <summary>Blocks inside the handler for one row until the consumer is cancelled.</summary>
-public sealed class InFlightGate
-{
-    public long StallId { get; set; } = -1;
-
-    public TaskCompletionSource Entered { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-}
-
-public sealed class StallingHandler(EventSink sink, InFlightGate gate) : IRowHandler<Item>
-{
-    public async Task HandleAsync(RowChange<Item> change, CancellationToken cancellationToken)
-    {
-        if (change.Row!.Id == gate.StallId)
-        {
-            gate.Entered.TrySetResult();
-            await Task.Delay(Timeout.Infinite, cancellationToken);
-        }
-
-        sink.Record(new Delivery(nameof(StallingHandler), change.Kind, change.Table, change.Position, change.EventId, change.Row, null));
-    }
-}
-
 public sealed class ConsumerRestartTests(DatabaseFixture db) : IClassFixture<DatabaseFixture>
 {
     private static IEnumerable<long> Ids(EventSink sink) => sink.Deliveries.Select(d => ((Item)d.Row!).Id);
@@ -58,8 +36,8 @@ public sealed class ConsumerRestartTests(DatabaseFixture db) : IClassFixture<Dat
     public async Task Stopping_during_a_handler_abandons_only_that_event_and_the_next_run_delivers_it_first()
     {
         await db.ExecuteAsync("CREATE TABLE inflight_items (id bigint PRIMARY KEY, label text NOT NULL)");
-        var gate = new InFlightGate { StallId = 4 };
-        void Map(PgEventsBuilder b) => b.AddHandler<Item, StallingHandler>("inflight_items");
+        var gate = new HandlerGate { HoldId = 4 };
+        void Map(PgEventsBuilder b) => b.AddHandler<Item, GatedHandler<Item>>("inflight_items");
         void Configure(PgEventsOptions o) => o.ConsumerName = "inflight";
 
         await using (var first = await ConsumerHost.Create(db.ConnectionString, Map, Configure,
@@ -71,7 +49,7 @@ public sealed class ConsumerRestartTests(DatabaseFixture db) : IClassFixture<Dat
             Ids(first.Sink).Should().Equal(1, 2, 3);
         }
 
-        gate.StallId = -1;
+        gate.HoldId = -1;
         await using var second = await ConsumerHost.Create(db.ConnectionString, Map, Configure,
             services: s => s.AddSingleton(gate)).StartAsync();
         await second.Sink.WaitForCountAsync(3);

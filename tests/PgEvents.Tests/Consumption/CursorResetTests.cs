@@ -3,40 +3,7 @@ using PgEvents.Tests.Infrastructure;
 
 namespace PgEvents.Tests.Consumption;
 
-public sealed record ResetItem(long Id, string Label);
-
-/// <summary>Fails every attempt on the row with <see cref="FailingId"/>, forever; counts the attempts.</summary>
-public sealed class StuckRow
-{
-    private readonly SemaphoreSlim _attempts = new(0);
-
-    public long FailingId { get; set; } = -1;
-
-    public void Attempted() => _attempts.Release();
-
-    public async Task WaitForAttemptsAsync(int count)
-    {
-        for (var i = 0; i < count; i++)
-        {
-            (await _attempts.WaitAsync(TimeSpan.FromSeconds(10))).Should().BeTrue("the failing event should be retried");
-        }
-    }
-}
-
-public sealed class StuckRowHandler(EventSink sink, StuckRow stuck) : IRowHandler<ResetItem>
-{
-    public Task HandleAsync(RowChange<ResetItem> change, CancellationToken cancellationToken)
-    {
-        if (change.Row!.Id == stuck.FailingId)
-        {
-            stuck.Attempted();
-            throw new InvalidOperationException($"item {change.Row.Id} cannot be handled");
-        }
-
-        sink.Record(new Delivery(nameof(StuckRowHandler), change.Kind, change.Table, change.Position, change.EventId, change.Row, null));
-        return Task.CompletedTask;
-    }
-}
+public sealed record ResetItem(long Id, string Label) : ITestRow;
 
 public sealed class CursorResetTests(DatabaseFixture db) : IClassFixture<DatabaseFixture>
 {
@@ -151,11 +118,11 @@ public sealed class CursorResetTests(DatabaseFixture db) : IClassFixture<Databas
     public async Task Resetting_past_an_event_that_blocks_a_running_consumer_unblocks_it_and_delivers_from_the_new_position()
     {
         await db.ExecuteAsync("CREATE TABLE reset_unblock (id bigint PRIMARY KEY, label text NOT NULL)");
-        var stuck = new StuckRow { FailingId = 3 };
-        await using var host = await ConsumerHost.Create(db.ConnectionString, b => b.AddHandler<ResetItem, StuckRowHandler>("reset_unblock"),
+        var stuck = new FailureSwitch { FailingId = 3, Message = (id, _) => $"item {id} cannot be handled" };
+        await using var host = await ConsumerHost.Create(db.ConnectionString, b => b.AddHandler<ResetItem, SwitchedHandler<ResetItem>>("reset_unblock"),
             o => o.ConsumerName = "reset_unblock", services: s => s.AddSingleton(stuck)).StartAsync();
         await InsertAsync("reset_unblock", 1, 5);
-        await stuck.WaitForAttemptsAsync(3);
+        await stuck.WaitForAttemptsAsync(3, Wait);
         Ids(host.Sink.Deliveries).Should().Equal(1, 2);
 
         // A consumer blocked on a failing event must notice the reset during its backoff; otherwise

@@ -4,63 +4,23 @@ using PgEvents.Tests.Infrastructure;
 
 namespace PgEvents.Tests.Consumption;
 
-public sealed record LetterItem(long Id, string Label);
-
-/// <summary>
-/// Makes the handler fail for the row with <see cref="FailingId"/> while <see cref="Failing"/> is set,
-/// and counts every attempt on that row (successful or not), so tests can tell how often it was tried.
-/// </summary>
-public sealed class PoisonSwitch
-{
-    private int _attempts;
-    private volatile bool _failing = true;
-
-    public long FailingId { get; set; } = -1;
-
-    public bool Failing
-    {
-        get => _failing;
-        set => _failing = value;
-    }
-
-    public int Attempts => Volatile.Read(ref _attempts);
-
-    public int Attempt() => Interlocked.Increment(ref _attempts);
-}
-
-/// <summary>Records every row except the poisoned one, which throws with its attempt number in the message.</summary>
-public sealed class PoisonHandler(EventSink sink, PoisonSwitch poison) : IRowHandler<LetterItem>
-{
-    public Task HandleAsync(RowChange<LetterItem> change, CancellationToken cancellationToken)
-    {
-        if (change.Row!.Id == poison.FailingId)
-        {
-            var attempt = poison.Attempt();
-            if (poison.Failing)
-            {
-                throw new InvalidOperationException($"poison item {change.Row.Id} (attempt {attempt})");
-            }
-        }
-
-        sink.Record(new Delivery(nameof(PoisonHandler), change.Kind, change.Table, change.Position, change.EventId, change.Row, null));
-        return Task.CompletedTask;
-    }
-}
+public sealed record LetterItem(long Id, string Label) : ITestRow;
 
 public sealed class DeadLetterTests(DatabaseFixture db) : IClassFixture<DatabaseFixture>
 {
     private static IEnumerable<long> Ids(EventSink sink) => sink.Deliveries.Select(d => ((LetterItem)d.Row!).Id);
 
     /// <summary>A consumer named after its table, dead-lettering after 3 attempts, failing on <paramref name="failingId"/>.</summary>
-    private async Task<(ConsumerHost Host, PoisonSwitch Poison)> StartAsync(string name, long failingId, bool createTable = true, string? schemaName = null)
+    private async Task<(ConsumerHost Host, FailureSwitch Poison)> StartAsync(string name, long failingId, bool createTable = true, string? schemaName = null)
     {
         if (createTable)
         {
             await db.ExecuteAsync($"CREATE TABLE {name} (id bigint PRIMARY KEY, label text NOT NULL)");
         }
 
-        var poison = new PoisonSwitch { FailingId = failingId };
-        var host = ConsumerHost.Create(db.ConnectionString, b => b.AddHandler<LetterItem, PoisonHandler>(name),
+        // The attempt number in the message shows which attempt's error was kept.
+        var poison = new FailureSwitch { FailingId = failingId, Message = (id, attempt) => $"poison item {id} (attempt {attempt})" };
+        var host = ConsumerHost.Create(db.ConnectionString, b => b.AddHandler<LetterItem, SwitchedHandler<LetterItem>>(name),
             o =>
             {
                 o.ConsumerName = name;

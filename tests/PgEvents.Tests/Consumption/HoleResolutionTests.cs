@@ -107,7 +107,7 @@ public sealed class HoleResolutionTests(DatabaseFixture db) : IClassFixture<Data
 
             // A's notification wakes the consumer, which sees the hole and waits on B's commit lock;
             // a consumer that skipped the hole would deliver A instead.
-            await Interleaving.UntilAsync(
+            await Eventually.UntilAsync(
                 async () => host.Sink.Deliveries.Count > 0 || await db.ScalarAsync<long>(
                     "SELECT count(*) FROM pg_stat_activity WHERE application_name = @app AND wait_event_type = 'Lock'",
                     ("app", "PgEvents:" + consumerName)) > 0,

@@ -4,31 +4,9 @@ using PgEvents.Tests.Infrastructure;
 
 namespace PgEvents.Tests.Consumption;
 
-public sealed record RaceItem(int Id, string Label);
-
-/// <summary>
-/// Blocks the first event's handler until the test lets it go, so a test can hold the consumer
-/// busy (the doorbell released) at a chosen moment.
-/// </summary>
-public sealed class GatedHandler(EventSink sink, HandlerGate gate) : IRowHandler<RaceItem>
+public sealed record RaceItem(int Id, string Label) : ITestRow
 {
-    public async Task HandleAsync(RowChange<RaceItem> change, CancellationToken cancellationToken)
-    {
-        if (change.Row!.Id == 1)
-        {
-            gate.Entered.TrySetResult();
-            await gate.Release.Task.WaitAsync(cancellationToken);
-        }
-
-        sink.Record(new Delivery("gated", change.Kind, change.Table, change.Position, change.EventId, change.Row, change.OldRow));
-    }
-}
-
-public sealed class HandlerGate
-{
-    public TaskCompletionSource Entered { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-    public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    long ITestRow.Id => Id;
 }
 
 /// <summary>Writers notify only while a consumer sleeps, and the hand-over never loses a wake-up.</summary>
@@ -48,9 +26,10 @@ public sealed class WakeUpTests(DatabaseFixture db) : IClassFixture<DatabaseFixt
             CREATE CONSTRAINT TRIGGER race_gate_wait AFTER INSERT ON race_gate
                 DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION race_gate_wait();
             """);
-        var gate = new HandlerGate();
+        // Holding event 1 keeps the consumer busy (the doorbell released) at a chosen moment.
+        var gate = new HandlerGate { HoldId = 1 };
         await using var host = await ConsumerHost.Create(db.ConnectionString,
-            b => b.AddHandler<RaceItem, GatedHandler>("race_items"),
+            b => b.AddHandler<RaceItem, GatedHandler<RaceItem>>("race_items"),
             o =>
             {
                 o.ConsumerName = "race";

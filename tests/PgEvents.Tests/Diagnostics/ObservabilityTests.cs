@@ -8,7 +8,7 @@ using PgEvents.Tests.Infrastructure;
 
 namespace PgEvents.Tests.Diagnostics;
 
-public sealed record ObservedItem(long Id, string Label);
+public sealed record ObservedItem(long Id, string Label) : ITestRow;
 
 /// <summary>One measurement of a PgEvents instrument.</summary>
 public sealed record Measured(string Instrument, double Value, IReadOnlyDictionary<string, object?> Tags);
@@ -151,82 +151,6 @@ public sealed class ActivityRecorder : IDisposable
     public void Dispose() => _listener.Dispose();
 }
 
-/// <summary>Fails the first attempt on <see cref="FailOnceId"/>, then succeeds.</summary>
-public sealed class FailOnce
-{
-    private int _failed;
-
-    public long FailOnceId { get; set; } = -1;
-
-    public bool ShouldFail(long id) => id == FailOnceId && Interlocked.Exchange(ref _failed, 1) == 0;
-}
-
-public sealed class FailOnceHandler(EventSink sink, FailOnce failOnce) : IRowHandler<ObservedItem>
-{
-    public Task HandleAsync(RowChange<ObservedItem> change, CancellationToken cancellationToken)
-    {
-        if (failOnce.ShouldFail(change.Row!.Id))
-        {
-            throw new InvalidOperationException($"first attempt on item {change.Row.Id} fails");
-        }
-
-        sink.Record(new Delivery(nameof(FailOnceHandler), change.Kind, change.Table, change.Position, change.EventId, change.Row, null));
-        return Task.CompletedTask;
-    }
-}
-
-/// <summary>Holds the row with <see cref="HoldId"/> inside its handler until released.</summary>
-public sealed class HandlerGate
-{
-    public long HoldId { get; set; } = -1;
-
-    public TaskCompletionSource Entered { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-    public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-}
-
-public sealed class GatedHandler(EventSink sink, HandlerGate gate) : IRowHandler<ObservedItem>
-{
-    public async Task HandleAsync(RowChange<ObservedItem> change, CancellationToken cancellationToken)
-    {
-        if (change.Row!.Id == gate.HoldId)
-        {
-            gate.Entered.TrySetResult();
-            await gate.Release.Task.WaitAsync(cancellationToken);
-        }
-
-        sink.Record(new Delivery(nameof(GatedHandler), change.Kind, change.Table, change.Position, change.EventId, change.Row, null));
-    }
-}
-
-/// <summary>Fails every attempt on <see cref="FailingId"/> while <see cref="Failing"/> is set.</summary>
-public sealed class HealthSwitch
-{
-    private volatile bool _failing = true;
-
-    public long FailingId { get; set; } = -1;
-
-    public bool Failing
-    {
-        get => _failing;
-        set => _failing = value;
-    }
-}
-
-public sealed class SwitchedHandler(EventSink sink, HealthSwitch health) : IRowHandler<ObservedItem>
-{
-    public Task HandleAsync(RowChange<ObservedItem> change, CancellationToken cancellationToken)
-    {
-        if (change.Row!.Id == health.FailingId && health.Failing)
-        {
-            throw new InvalidOperationException($"boom on item {change.Row.Id}");
-        }
-
-        sink.Record(new Delivery(nameof(SwitchedHandler), change.Kind, change.Table, change.Position, change.EventId, change.Row, null));
-        return Task.CompletedTask;
-    }
-}
-
 public sealed class ObservabilityTests(DatabaseFixture db) : IClassFixture<DatabaseFixture>
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
@@ -250,7 +174,7 @@ public sealed class ObservabilityTests(DatabaseFixture db) : IClassFixture<Datab
     private async Task WaitUntilAsleepAsync(string schemaName)
     {
         var doorbell = new SchemaSettings(schemaName, PgEventsSchemaOptions.DefaultNotificationChannel).DoorbellKey;
-        await Interleaving.UntilAsync(
+        await Eventually.UntilAsync(
             async () => await db.ScalarAsync<long>(
                 """
                 SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
@@ -258,7 +182,7 @@ public sealed class ObservabilityTests(DatabaseFixture db) : IClassFixture<Datab
                    AND l.granted AND a.state = 'idle'
                 """,
                 ("class", (long)SchemaSettings.AdvisoryLockClass), ("key", (long)(uint)doorbell)) > 0,
-            "the consumer should go to sleep", Wait.TotalSeconds);
+            "the consumer should go to sleep", Wait);
     }
 
     private async Task InsertAsync(string table, int from, int to)
@@ -269,21 +193,13 @@ public sealed class ObservabilityTests(DatabaseFixture db) : IClassFixture<Datab
         }
     }
 
-    private static async Task<HealthCheckResult> WaitForHealthAsync(PgEventsHealthCheck check, HealthStatus expected)
-    {
-        var deadline = DateTime.UtcNow + Wait;
-        while (true)
-        {
-            var result = await check.CheckHealthAsync(Context);
-            if (result.Status == expected)
-            {
-                return result;
-            }
+    private static Task<HealthCheckResult> WaitForHealthAsync(PgEventsHealthCheck check, HealthStatus expected) =>
+        Eventually.UntilAsync(() => check.CheckHealthAsync(Context), result => result.Status == expected,
+            result => $"the health check should become {expected}; it is {result.Status}: {result.Description}", Wait);
 
-            DateTime.UtcNow.Should().BeBefore(deadline, $"the health check should become {expected}; it is {result.Status}: {result.Description}");
-            await Task.Delay(20);
-        }
-    }
+    /// <summary>Fails the first attempt on item <paramref name="id"/>, then lets it through.</summary>
+    private static FailureSwitch FailOnce(long id) =>
+        new() { FailingId = id, FailFirst = 1, Message = (item, _) => $"first attempt on item {item} fails" };
 
     private static PgEventsHealthCheck HealthCheckOf(ConsumerHost host) =>
         new(host.Consumer, host.Services.GetRequiredService<IOptions<PgEventsOptions>>());
@@ -332,21 +248,14 @@ public sealed class ObservabilityTests(DatabaseFixture db) : IClassFixture<Datab
     }
 
     /// <summary>Polls the observable gauges (they have no push) until <paramref name="condition"/> holds.</summary>
-    private static async Task WaitForGaugesAsync(MetricRecorder metrics, Func<MetricRecorder, bool> condition, string because)
-    {
-        var deadline = DateTime.UtcNow + Wait;
-        while (true)
-        {
-            metrics.Observe();
-            if (condition(metrics))
+    private static Task WaitForGaugesAsync(MetricRecorder metrics, Func<MetricRecorder, bool> condition, string because) =>
+        Eventually.UntilAsync(
+            () =>
             {
-                return;
-            }
-
-            DateTime.UtcNow.Should().BeBefore(deadline, because);
-            await Task.Delay(20);
-        }
-    }
+                metrics.Observe();
+                return condition(metrics);
+            },
+            because, Wait);
 
     private static double LastGauge(MetricRecorder metrics, string instrument) =>
         metrics.Of(instrument) is { Count: > 0 } values ? values[^1].Value : double.NaN;
@@ -371,9 +280,9 @@ public sealed class ObservabilityTests(DatabaseFixture db) : IClassFixture<Datab
     {
         // Blocked is exactly when an operator looks at the lag: the gauges must not freeze at the
         // value they had before the failure.
-        var health = new HealthSwitch { FailingId = 1 };
+        var health = new FailureSwitch { FailingId = 1 };
         using var metrics = new MetricRecorder("obs_lag_blocked");
-        await using var host = await (await CreateAsync<SwitchedHandler>("obs_lag_blocked",
+        await using var host = await (await CreateAsync<SwitchedHandler<ObservedItem>>("obs_lag_blocked",
             o => o.LagSampleInterval = TimeSpan.FromMilliseconds(20), s => s.AddSingleton(health))).StartAsync();
         await InsertAsync("obs_lag_blocked", 1, 2);
         await WaitForGaugesAsync(metrics, m => LastGauge(m, "pgevents.lag.events") == 2, "two events wait behind the failing one");
@@ -397,7 +306,7 @@ public sealed class ObservabilityTests(DatabaseFixture db) : IClassFixture<Datab
         var gate = new HandlerGate { HoldId = 150 };
         using var metrics = new MetricRecorder("obs_lag_backlog");
         await db.ExecuteAsync("CREATE TABLE obs_lag_backlog (id bigint PRIMARY KEY, label text NOT NULL)");
-        await using var host = ConsumerHost.Create(db.ConnectionString, b => b.AddHandler<ObservedItem, GatedHandler>("obs_lag_backlog"),
+        await using var host = ConsumerHost.Create(db.ConnectionString, b => b.AddHandler<ObservedItem, GatedHandler<ObservedItem>>("obs_lag_backlog"),
             o =>
             {
                 o.ConsumerName = "obs_lag_backlog";
@@ -422,8 +331,8 @@ public sealed class ObservabilityTests(DatabaseFixture db) : IClassFixture<Datab
     public async Task A_failed_attempt_is_counted_as_a_retry_and_the_event_is_counted_as_delivered_once()
     {
         using var metrics = new MetricRecorder("obs_retry");
-        await using var host = await (await CreateAsync<FailOnceHandler>("obs_retry",
-            services: s => s.AddSingleton(new FailOnce { FailOnceId = 2 }))).StartAsync();
+        await using var host = await (await CreateAsync<SwitchedHandler<ObservedItem>>("obs_retry",
+            services: s => s.AddSingleton(FailOnce(2)))).StartAsync();
 
         await InsertAsync("obs_retry", 1, 3);
         await host.Sink.WaitForCountAsync(3, Wait);
@@ -464,8 +373,8 @@ public sealed class ObservabilityTests(DatabaseFixture db) : IClassFixture<Datab
     public async Task A_failing_attempt_is_a_deliver_activity_with_error_status_and_the_successful_retry_is_another()
     {
         using var activities = new ActivityRecorder("obs_traced_fail");
-        await using var host = await (await CreateAsync<FailOnceHandler>("obs_traced_fail",
-            services: s => s.AddSingleton(new FailOnce { FailOnceId = 1 }))).StartAsync();
+        await using var host = await (await CreateAsync<SwitchedHandler<ObservedItem>>("obs_traced_fail",
+            services: s => s.AddSingleton(FailOnce(1)))).StartAsync();
 
         await InsertAsync("obs_traced_fail", 1, 2);
         await host.Sink.WaitForCountAsync(2, Wait);
@@ -501,8 +410,8 @@ public sealed class ObservabilityTests(DatabaseFixture db) : IClassFixture<Datab
     [Fact]
     public async Task The_health_check_is_degraded_while_blocked_on_a_failing_event_and_names_the_table_and_error()
     {
-        var health = new HealthSwitch { FailingId = 2 };
-        await using var host = await (await CreateAsync<SwitchedHandler>("hc_blocked", services: s => s.AddSingleton(health))).StartAsync();
+        var health = new FailureSwitch { FailingId = 2 };
+        await using var host = await (await CreateAsync<SwitchedHandler<ObservedItem>>("hc_blocked", services: s => s.AddSingleton(health))).StartAsync();
         var check = HealthCheckOf(host);
         await InsertAsync("hc_blocked", 1, 3);
 
@@ -523,7 +432,7 @@ public sealed class ObservabilityTests(DatabaseFixture db) : IClassFixture<Datab
     public async Task The_health_check_is_degraded_when_the_lag_exceeds_HealthCheckMaxLag()
     {
         var gate = new HandlerGate { HoldId = 1 };
-        await using var host = await (await CreateAsync<GatedHandler>("hc_lag",
+        await using var host = await (await CreateAsync<GatedHandler<ObservedItem>>("hc_lag",
             o => o.HealthCheckMaxLag = TimeSpan.FromMilliseconds(1), s => s.AddSingleton(gate))).StartAsync();
         await InsertAsync("hc_lag", 1, 2);
         await gate.Entered.Task.WaitAsync(Wait);

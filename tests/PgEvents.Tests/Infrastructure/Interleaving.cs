@@ -2,29 +2,18 @@ using Npgsql;
 
 namespace PgEvents.Tests.Infrastructure;
 
-/// <summary>Driving several connections step by step: waiting for server-side signals, and never hanging on a failed step.</summary>
+/// <summary>Driving several connections step by step: waiting for server-side signals (through <see cref="Eventually"/>), and never hanging on a failed step.</summary>
 internal static class Interleaving
 {
-    /// <summary>Polls a condition (a real signal from the server, never a sleep standing in for one).</summary>
-    public static async Task UntilAsync(Func<Task<bool>> condition, string because, double seconds = 30)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(seconds);
-        while (!await condition())
-        {
-            DateTime.UtcNow.Should().BeBefore(deadline, because);
-            await Task.Delay(5);
-        }
-    }
-
     /// <summary>Waits until the backend waits on a heavyweight lock.</summary>
     public static Task WaitingOnLockAsync(DatabaseFixture db, int pid) =>
-        UntilAsync(async () => await db.ScalarAsync<long>(
+        Eventually.UntilAsync(async () => await db.ScalarAsync<long>(
             "SELECT count(*) FROM pg_stat_activity WHERE pid = @pid AND wait_event_type = 'Lock'", ("pid", pid)) > 0,
             $"backend {pid} should reach its lock wait");
 
     /// <summary>Waits until a session of the application waits on a heavyweight lock.</summary>
     public static Task WaitingOnLockAsync(DatabaseFixture db, string applicationName) =>
-        UntilAsync(async () => await db.ScalarAsync<long>(
+        Eventually.UntilAsync(async () => await db.ScalarAsync<long>(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = @app AND wait_event_type = 'Lock'", ("app", applicationName)) > 0,
             $"a session of {applicationName} should reach its lock wait");
 

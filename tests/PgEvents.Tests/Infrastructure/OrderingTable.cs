@@ -50,15 +50,10 @@ internal static class OrderingTable
     }
 
     /// <summary>Waits until a session is blocked on the gate's advisory lock: a real signal, not a sleep.</summary>
-    public static async Task WaitUntilBlockedAtGateAsync(DatabaseFixture db, int sessions = 1)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (await db.ScalarAsync<long>(
-                   "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid::bigint = @lock",
-                   ("lock", (long)(uint)GateLock)) < sessions)
-        {
-            DateTime.UtcNow.Should().BeBefore(deadline, "the committing transaction should reach the gate");
-            await Task.Delay(5);
-        }
-    }
+    public static Task WaitUntilBlockedAtGateAsync(DatabaseFixture db, int sessions = 1) =>
+        Eventually.UntilAsync(
+            async () => await db.ScalarAsync<long>(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid::bigint = @lock",
+                ("lock", (long)(uint)GateLock)) >= sessions,
+            sessions == 1 ? "the committing transaction should reach the gate" : $"{sessions} committing transactions should reach the gate");
 }

@@ -148,31 +148,29 @@ internal sealed class PgBouncer : IAsyncDisposable
         AppDomain.CurrentDomain.ProcessExit += OnProcessExit;
 
         // Ready when a query goes through it to the server.
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (true)
+        await Eventually.UntilAsync(PingAsync, error => error is null,
+            error => $"PgBouncer should accept connections; the last attempt failed with {error?.Message}:{Environment.NewLine}{Output}");
+    }
+
+    /// <summary>A query through PgBouncer: null once it goes through, else why not yet.</summary>
+    private async Task<Exception?> PingAsync()
+    {
+        if (_process!.HasExited)
         {
-            if (_process.HasExited)
-            {
-                throw new InvalidOperationException($"PgBouncer exited with code {_process.ExitCode} at start:{Environment.NewLine}{Output}");
-            }
+            throw new InvalidOperationException($"PgBouncer exited with code {_process.ExitCode} at start:{Environment.NewLine}{Output}");
+        }
 
-            try
-            {
-                await using var connection = new NpgsqlConnection(ConnectionString(_aliases.Keys.First()) + ";Pooling=false");
-                await connection.OpenAsync();
-                await using var ping = new NpgsqlCommand("SELECT 1", connection);
-                await ping.ExecuteScalarAsync();
-                return;
-            }
-            catch (Exception e) when (e is NpgsqlException or IOException or SocketException)
-            {
-                if (DateTime.UtcNow > deadline)
-                {
-                    throw new InvalidOperationException($"PgBouncer did not accept connections within 30 s:{Environment.NewLine}{Output}", e);
-                }
-
-                await Task.Delay(20);
-            }
+        try
+        {
+            await using var connection = new NpgsqlConnection(ConnectionString(_aliases.Keys.First()) + ";Pooling=false");
+            await connection.OpenAsync();
+            await using var ping = new NpgsqlCommand("SELECT 1", connection);
+            await ping.ExecuteScalarAsync();
+            return null;
+        }
+        catch (Exception e) when (e is NpgsqlException or IOException or SocketException)
+        {
+            return e;
         }
     }
 

@@ -53,7 +53,7 @@ public sealed class ConnectionFaultTests(DatabaseFixture db) : IClassFixture<Dat
         kills.Should().BeGreaterThan(0);
         Interlocked.Read(ref reconnects).Should().BeGreaterThan(0, "the consumer must have noticed and reconnected");
 
-        await ConsumerInstancesTests.WaitForIdAsync(host.Sink, 1500);
+        await FaultHelpers.WaitForIdAsync(host.Sink, 1500);
         FaultHelpers.ShouldBeCompleteAndOrdered(FaultHelpers.Ids(host.Sink), writer.Committed);
         (await host.Consumer.GetStatusAsync()).IsActive.Should().BeTrue();
     }
@@ -62,13 +62,13 @@ public sealed class ConnectionFaultTests(DatabaseFixture db) : IClassFixture<Dat
     public async Task A_crash_between_handler_and_cursor_update_delivers_the_event_again_and_never_skips_it()
     {
         await db.ExecuteAsync("CREATE TABLE crash_items (id bigint PRIMARY KEY, label text NOT NULL)");
-        var gate = new InFlightGate { StallId = 7 };
+        var gate = new HandlerGate { HoldId = 7, RecordBeforeHolding = true };
         const string crashingApp = "crashing-instance";
 
         // First "process": handles 1..7, then freezes inside the handler of 7 and loses its sessions,
         // as if it crashed after its handler ran but before the cursor was saved.
         await using var crashed = await ConsumerHost.Create(FaultHelpers.WithApplicationName(db.ConnectionString, crashingApp),
-            b => b.AddHandler<Item, RecordAfterStallHandler>("crash_items"),
+            b => b.AddHandler<Item, GatedHandler<Item>>("crash_items"),
             o => { o.ConsumerName = "crash"; o.BatchSize = 100; }, services: s => s.AddSingleton(gate)).StartAsync();
         await db.ExecuteAsync("INSERT INTO crash_items SELECT g, 'x' FROM generate_series(1, 10) g");
         await gate.Entered.Task.WaitAsync(TimeSpan.FromSeconds(30));
@@ -81,19 +81,5 @@ public sealed class ConnectionFaultTests(DatabaseFixture db) : IClassFixture<Dat
         await recovered.Sink.WaitForCountAsync(10);
 
         FaultHelpers.Ids(recovered.Sink).Should().Equal(Enumerable.Range(1, 10).Select(i => (long)i));
-    }
-}
-
-/// <summary>Records the row, then (for the stall id) freezes until cancelled, like a crashed process.</summary>
-public sealed class RecordAfterStallHandler(EventSink sink, InFlightGate gate) : IRowHandler<Item>
-{
-    public async Task HandleAsync(RowChange<Item> change, CancellationToken cancellationToken)
-    {
-        sink.Record(new Delivery(nameof(RecordAfterStallHandler), change.Kind, change.Table, change.Position, change.EventId, change.Row, null));
-        if (change.Row!.Id == gate.StallId)
-        {
-            gate.Entered.TrySetResult();
-            await Task.Delay(Timeout.Infinite, cancellationToken);
-        }
     }
 }

@@ -45,6 +45,33 @@ internal static class FaultHelpers
     }
 
     public static IReadOnlyList<long> Ids(EventSink sink) => sink.Deliveries.Select(d => ((Item)d.Row!).Id).ToList();
+
+    /// <summary>Waits, signalled by the handler, until the item with <paramref name="id"/> has been delivered (at least once).</summary>
+    public static Task WaitForIdAsync(EventSink sink, long id) =>
+        sink.WaitUntilAsync(deliveries => deliveries.Any(d => ((Item)d.Row!).Id == id), $"id {id} to be delivered", TimeSpan.FromSeconds(60));
+
+    /// <summary>The backends holding a consumer's lease (its session advisory lock), with their application and state.</summary>
+    public static async Task<List<(int Pid, string Application, string State)>> LeaseHoldersAsync(DatabaseFixture db, string schemaName, string consumer)
+    {
+        var key = SchemaSettings.DeriveKey("lease", schemaName + "\0" + consumer);
+        await using var command = db.DataSource.CreateCommand(
+            """
+            SELECT l.pid, coalesce(a.application_name, ''), coalesce(a.state, '')
+              FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+               AND l.classid::bigint = @class AND l.objid::bigint = @key
+            """);
+        command.Parameters.AddWithValue("class", (long)(uint)SchemaSettings.AdvisoryLockClass);
+        command.Parameters.AddWithValue("key", (long)(uint)key);
+        await using var reader = await command.ExecuteReaderAsync();
+        var holders = new List<(int, string, string)>();
+        while (await reader.ReadAsync())
+        {
+            holders.Add((reader.GetInt32(0), reader.GetString(1), reader.GetString(2)));
+        }
+
+        return holders;
+    }
 }
 
 /// <summary>Inserts rows one transaction at a time, remembering which commits succeeded.</summary>

@@ -51,38 +51,8 @@ public sealed class LeaseFaultTests(DatabaseFixture db) : IClassFixture<Database
                 }
             });
 
-    /// <summary>The backends holding the consumer's lease (its session advisory lock), with their application and state.</summary>
-    private async Task<List<(int Pid, string Application, string State)>> LeaseHoldersAsync(string schemaName, string consumer)
-    {
-        var key = SchemaSettings.DeriveKey("lease", schemaName + "\0" + consumer);
-        await using var command = db.DataSource.CreateCommand(
-            """
-            SELECT l.pid, coalesce(a.application_name, ''), coalesce(a.state, '')
-              FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
-             WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
-               AND l.classid::bigint = @class AND l.objid::bigint = @key
-            """);
-        command.Parameters.AddWithValue("class", (long)(uint)SchemaSettings.AdvisoryLockClass);
-        command.Parameters.AddWithValue("key", (long)(uint)key);
-        await using var reader = await command.ExecuteReaderAsync();
-        var holders = new List<(int, string, string)>();
-        while (await reader.ReadAsync())
-        {
-            holders.Add((reader.GetInt32(0), reader.GetString(1), reader.GetString(2)));
-        }
-
-        return holders;
-    }
-
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what, TimeSpan? timeout = null)
-    {
-        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(30));
-        while (!await condition())
-        {
-            DateTime.UtcNow.Should().BeBefore(deadline, what);
-            await Task.Delay(10);
-        }
-    }
+    private Task<List<(int Pid, string Application, string State)>> LeaseHoldersAsync(string schemaName, string consumer) =>
+        FaultHelpers.LeaseHoldersAsync(db, schemaName, consumer);
 
     private static PgEventsHealthCheck HealthCheckOf(ConsumerHost host) =>
         new(host.Consumer, host.Services.GetRequiredService<IOptions<PgEventsOptions>>());
@@ -90,10 +60,8 @@ public sealed class LeaseFaultTests(DatabaseFixture db) : IClassFixture<Database
     private static async Task<HealthCheckResult> WaitForHealthAsync(ConsumerHost host, HealthStatus expected)
     {
         var check = HealthCheckOf(host);
-        HealthCheckResult result = default;
-        await WaitUntilAsync(async () => (result = await check.CheckHealthAsync(Context)).Status == expected,
-            $"the health check should become {expected}");
-        return result;
+        return await Eventually.UntilAsync(() => check.CheckHealthAsync(Context), result => result.Status == expected,
+            result => $"the health check should become {expected}; it is {result.Status}: {result.Description}");
     }
 
     [Fact]
@@ -110,7 +78,7 @@ public sealed class LeaseFaultTests(DatabaseFixture db) : IClassFixture<Database
         await a.Sink.WaitForCountAsync(1);
         await using var b = await CreateConsumer(FaultHelpers.WithApplicationName(db.ConnectionString, "lease-fault-b"), schemaName, "lease_fault_items", logs: null)
             .StartAsync();
-        await WaitUntilAsync(async () => (await b.Consumer.GetStatusAsync()).IsStandby, "B should stand by while A is active");
+        await Eventually.UntilAsync(async () => (await b.Consumer.GetStatusAsync()).IsStandby, "B should stand by while A is active");
 
         // A needs to read the commit records; without the privilege its next read fails while it holds the lease.
         await db.ExecuteAsync($"REVOKE SELECT ON {SqlIdentifier.Quote(schemaName)}.transactions FROM {role.Quoted}");
@@ -121,7 +89,7 @@ public sealed class LeaseFaultTests(DatabaseFixture db) : IClassFixture<Database
         failure.Message.Should().Contain("42501").And.Contain("permission denied for table transactions");
 
         // The lease went with A's connection: B takes over and delivers what A could not.
-        await WaitUntilAsync(async () => (await b.Consumer.GetStatusAsync()).IsActive, "B should take over once A's connection is closed");
+        await Eventually.UntilAsync(async () => (await b.Consumer.GetStatusAsync()).IsActive, "B should take over once A's connection is closed");
         await b.Sink.WaitForCountAsync(1);
         FaultHelpers.Ids(b.Sink).Should().Equal(2);
         var holders = await LeaseHoldersAsync(schemaName, "faulty");
@@ -164,7 +132,7 @@ public sealed class LeaseFaultTests(DatabaseFixture db) : IClassFixture<Database
         failure.Message.Should().Contain("SQLSTATE 42501").And.Contain("permission denied for table consumers");
 
         // Between attempts no backend keeps the lease: the failed connection was closed, not pooled.
-        await WaitUntilAsync(async () => (await LeaseHoldersAsync(schemaName, "faulty")).Count == 0,
+        await Eventually.UntilAsync(async () => (await LeaseHoldersAsync(schemaName, "faulty")).Count == 0,
             "the lease should be free between attempts, not held by an idle pooled connection");
 
         await db.ExecuteAsync($"GRANT UPDATE ON {SqlIdentifier.Quote(schemaName)}.consumers TO {role.Quoted}");
@@ -174,7 +142,7 @@ public sealed class LeaseFaultTests(DatabaseFixture db) : IClassFixture<Database
         (await host.Consumer.GetStatusAsync()).Fault.Should().BeNull();
         await logs.WaitForAsync(e => e.EventId.Id == FaultClearedEvent, "the fault cleared");
         await db.ExecuteAsync("INSERT INTO privilege_items VALUES (3, 'after the grant')");
-        await ConsumerInstancesTests.WaitForIdAsync(host.Sink, 3);
+        await FaultHelpers.WaitForIdAsync(host.Sink, 3);
         FaultHelpers.ShouldBeCompleteAndOrdered(FaultHelpers.Ids(host.Sink), [1, 2, 3]);
         (await LeaseHoldersAsync(schemaName, "faulty")).Should().ContainSingle().Which.Application.Should().Be("privilege-consumer");
     }
@@ -196,7 +164,7 @@ public sealed class LeaseFaultTests(DatabaseFixture db) : IClassFixture<Database
         await db.ExecuteAsync("SELECT pg_terminate_backend(@pid)", ("pid", holder.Pid));
 
         await logs.WaitForAsync(e => e.EventId.Id == ConnectionLostEvent, "the lost connection");
-        await WaitUntilAsync(async () => (await LeaseHoldersAsync(schemaName, "faulty")).Any(h => h.Pid != holder.Pid),
+        await Eventually.UntilAsync(async () => (await LeaseHoldersAsync(schemaName, "faulty")).Any(h => h.Pid != holder.Pid),
             "the consumer should reconnect and take its lease again");
         await db.ExecuteAsync("INSERT INTO transient_items VALUES (2, 'after')");
         await host.Sink.WaitForCountAsync(2);

@@ -84,18 +84,8 @@ public sealed class PgBouncerTests(PgBouncerFixture fixture) : IClassFixture<PgB
     private static async Task<HealthCheckResult> WaitForHealthAsync(ConsumerHost host, HealthStatus expected)
     {
         var check = HealthCheckOf(host);
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (true)
-        {
-            var result = await check.CheckHealthAsync(Context);
-            if (result.Status == expected)
-            {
-                return result;
-            }
-
-            DateTime.UtcNow.Should().BeBefore(deadline, $"the health check should become {expected}; it is {result.Status}: {result.Description}");
-            await Task.Delay(20);
-        }
+        return await Eventually.UntilAsync(() => check.CheckHealthAsync(Context), result => result.Status == expected,
+            result => $"the health check should become {expected}; it is {result.Status}: {result.Description}");
     }
 
     private static void ShouldNameTheFix(string message)
@@ -142,12 +132,7 @@ public sealed class PgBouncerTests(PgBouncerFixture fixture) : IClassFixture<PgB
         // With an hour-long poll, rows written after the first read arrive only through LISTEN/NOTIFY.
         await using var host = await CreateConsumer(fixture.Bouncer.ConnectionString(PgBouncerFixture.SessionPool, "session-consumer"), "session", "session_items",
             configure: o => o.PollInterval = TimeSpan.FromHours(1)).StartAsync();
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (!(await host.Consumer.GetStatusAsync()).IsActive)
-        {
-            DateTime.UtcNow.Should().BeBefore(deadline, "the consumer should become active");
-            await Task.Delay(10);
-        }
+        await Eventually.UntilAsync(async () => (await host.Consumer.GetStatusAsync()).IsActive, "the consumer should become active");
 
         for (var id = 1; id <= 5; id++)
         {
@@ -235,7 +220,7 @@ public sealed class PgBouncerTests(PgBouncerFixture fixture) : IClassFixture<PgB
         await fixture.Bouncer.SetPoolModeAsync(PgBouncerFixture.Switchable, "session");
         await WaitForHealthAsync(host, HealthStatus.Healthy);
         await Db.ExecuteAsync("INSERT INTO switched_items VALUES (2, 'x')");
-        await ConsumerInstancesTests.WaitForIdAsync(host.Sink, 2);
+        await FaultHelpers.WaitForIdAsync(host.Sink, 2);
         (await host.Consumer.GetStatusAsync()).Fault.Should().BeNull();
     }
 }

@@ -60,7 +60,7 @@ public sealed class ServerRestartTests(RestartableServerFixture fixture) : IClas
         await server.StartAgainAsync();
 
         await writing;
-        await ConsumerInstancesTests.WaitForIdAsync(host.Sink, 1000);
+        await FaultHelpers.WaitForIdAsync(host.Sink, 1000);
 
         writer.Committed.Should().Equal(Enumerable.Range(1, 1000).Select(i => (long)i));
         FaultHelpers.ShouldBeCompleteAndOrdered(FaultHelpers.Ids(host.Sink), writer.Committed);
@@ -121,7 +121,7 @@ public sealed class ServerRestartTests(RestartableServerFixture fixture) : IClas
             await insert.ExecuteNonQueryAsync();
         }
 
-        await ConsumerInstancesTests.WaitForIdAsync(host.Sink, 2);
+        await FaultHelpers.WaitForIdAsync(host.Sink, 2);
         var positionOf = host.Sink.Deliveries.ToLookup(d => ((Item)d.Row!).Id, d => d.Position);
         positionOf[2].First().Should().BeGreaterThan(positionOf[1].First() + 1, "the crash burnt the positions the sequence had logged ahead");
 
