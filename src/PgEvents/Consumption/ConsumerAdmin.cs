@@ -48,8 +48,7 @@ internal sealed class ConsumerAdmin(
             }
 
             var captured = found[0].Event;
-            var handlers = dispatcher.HandlersOf(captured);
-            if (handlers.Count == 0)
+            if (!dispatcher.HasHandlers(captured))
             {
                 throw new PgEventsException($"Dead letter {id} belongs to table {captured.TableName}, which has no handler in consumer '{Name}'.");
             }
@@ -58,7 +57,7 @@ internal sealed class ConsumerAdmin(
             {
                 // A transactional handler's writes and the removal of the dead letter commit together.
                 await dispatcher.RunHandlersAsync(
-                    connection, captured, handlers, (_, token) => deadLetters.DeleteAsync(connection, id, token), cancellationToken).ConfigureAwait(false);
+                    connection, DeliveryUnit.Of(captured), (_, token) => deadLetters.DeleteAsync(connection, id, token), cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (e is not OperationCanceledException && connection.State == ConnectionState.Open)
             {

@@ -8,10 +8,12 @@ namespace PgEvents;
 /// One working session of an active consumer on one connection: takes the lease, listens, then reads
 /// the log after the cursor and delivers in order until the connection fails or the consumer stops.
 /// When nothing is left it waits for the holders of a position hole, rings the doorbell so writers
-/// notify, and sleeps until a notification or the poll interval.
+/// notify, and sleeps until a notification or the poll interval. With <c>batched</c> (a batch handler is
+/// registered) each read is delivered as one unit; otherwise event by event.
 /// </summary>
 internal sealed class DeliveryLoop(
     PgEventsOptions options,
+    bool batched,
     SchemaSettings settings,
     NpgsqlDataSource sessions,
     ConsumerLease lease,
@@ -75,11 +77,13 @@ internal sealed class DeliveryLoop(
         var reader = new ChangeLogReader(settings, readerLogger, time);
         var doorbell = new Doorbell(settings, time);
         var readAfterCommitPhase = false;
+        var limits = new ReadLimits(
+            options.BatchSize, options.MaxBatchBytes, WholeTransactions: batched && options.BatchBoundary == BatchBoundary.Transaction);
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
             wakeUp.Reset();
-            var batch = await reader.ReadAsync(connection, progress.Delivered, options.BatchSize, cancellationToken).ConfigureAwait(false);
+            var batch = await reader.ReadAsync(connection, progress.Delivered, limits, cancellationToken).ConfigureAwait(false);
             if (batch.Events.Count > 0)
             {
                 // Busy: writers need not notify (and so do not queue on PostgreSQL's NOTIFY lock).
@@ -88,9 +92,16 @@ internal sealed class DeliveryLoop(
                 metrics.BatchSize.Record(batch.Events.Count, _consumerTag);
                 try
                 {
-                    foreach (var captured in batch.Events)
+                    if (batched)
                     {
-                        await failurePolicy.DeliverAsync(connection, captured, cancellationToken).ConfigureAwait(false);
+                        await failurePolicy.DeliverAsync(connection, new DeliveryUnit(batch.Events, batch.EndsTransaction), cancellationToken).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        foreach (var captured in batch.Events)
+                        {
+                            await failurePolicy.DeliverAsync(connection, DeliveryUnit.Of(captured), cancellationToken).ConfigureAwait(false);
+                        }
                     }
 
                     await progress.SaveAsync(connection, cancellationToken).ConfigureAwait(false);

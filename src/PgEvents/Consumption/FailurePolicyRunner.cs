@@ -4,9 +4,11 @@ using Npgsql;
 namespace PgEvents;
 
 /// <summary>
-/// Delivers one event under the consumer's failure policy: retries a failing event with backoff and
-/// blocks everything after it, or, with <see cref="FailurePolicy.DeadLetter"/>, moves it aside after
-/// <see cref="PgEventsOptions.MaxAttempts"/> and goes on. Also applies the unmapped-table policy.
+/// Delivers one unit (an event, or a batch) under the consumer's failure policy: retries a failing
+/// unit with backoff and blocks everything after it, or, with <see cref="FailurePolicy.DeadLetter"/>,
+/// after <see cref="PgEventsOptions.MaxAttempts"/> moves a failing event aside (a failing batch is
+/// first split into its events, so only the poison is moved) and goes on. Also applies the
+/// unmapped-table policy.
 /// </summary>
 internal sealed class FailurePolicyRunner(
     PgEventsOptions options,
@@ -22,16 +24,25 @@ internal sealed class FailurePolicyRunner(
     private readonly KeyValuePair<string, object?> _consumerTag = new("pgevents.consumer", options.ConsumerName);
 
     /// <summary>
-    /// Returns once the event is delivered, skipped or dead-lettered. Throws
+    /// Returns once the unit is delivered, skipped or dead-lettered. Throws
     /// <see cref="CursorResetException"/> when a reset abandons it, and a connection error when the
-    /// connection broke (the event is then delivered again after reconnecting).
+    /// connection broke (the unit is then delivered again after reconnecting).
     /// </summary>
-    public async Task DeliverAsync(NpgsqlConnection connection, CapturedEvent captured, CancellationToken cancellationToken)
+    public async Task DeliverAsync(NpgsqlConnection connection, DeliveryUnit unit, CancellationToken cancellationToken)
     {
-        if (dispatcher.HandlersOf(captured).Count == 0 && options.UnmappedTablePolicy == UnmappedTablePolicy.Skip)
+        var unmapped = 0;
+        foreach (var captured in unit.Events)
         {
-            PgEventsLog.UnmappedTableSkipped(logger, state.Name, captured.TableName, captured.Position, captured.EventId);
-            progress.Advance(captured.LogPosition);
+            if (!dispatcher.HasHandlers(captured) && options.UnmappedTablePolicy == UnmappedTablePolicy.Skip)
+            {
+                PgEventsLog.UnmappedTableSkipped(logger, state.Name, captured.TableName, captured.Position, captured.EventId);
+                unmapped++;
+            }
+        }
+
+        if (unmapped == unit.Count)
+        {
+            progress.Advance(unit.Last.LogPosition);
             return;
         }
 
@@ -41,37 +52,41 @@ internal sealed class FailurePolicyRunner(
         {
             try
             {
-                var committed = await dispatcher.DispatchAsync(connection, captured, async (transaction, token) =>
+                var committed = await dispatcher.DispatchAsync(connection, unit, async (transaction, token) =>
                 {
                     // Handler writes and the cursor commit together: effectively once.
                     if (transaction is not null)
                     {
-                        await progress.SaveAsync(connection, captured.LogPosition, transaction, token).ConfigureAwait(false);
+                        await progress.SaveAsync(connection, unit.Last.LogPosition, transaction, token).ConfigureAwait(false);
                     }
                 }, cancellationToken).ConfigureAwait(false);
                 if (committed)
                 {
-                    progress.AdvanceSaved(captured.LogPosition);
+                    progress.AdvanceSaved(unit.Last.LogPosition);
                 }
                 else
                 {
-                    progress.Advance(captured.LogPosition);
+                    progress.Advance(unit.Last.LogPosition);
                 }
 
                 if (backoff.Attempts > 0)
                 {
                     state.Unblock();
-                    PgEventsLog.DeliveryRecovered(logger, state.Name, captured.TableName, captured.Position, captured.EventId, backoff.Attempts);
+                    PgEventsLog.DeliveryRecovered(logger, state.Name, unit.First.TableName, unit.First.Position, unit.First.EventId, backoff.Attempts);
                 }
 
-                metrics.EventsDelivered.Add(1, _consumerTag, new("pgevents.table", captured.Table));
+                foreach (var captured in unit.Events)
+                {
+                    metrics.EventsDelivered.Add(1, _consumerTag, new("pgevents.table", captured.Table));
+                }
+
                 return;
             }
             catch (Exception e) when (e is not CursorResetException)
             {
                 if (cancellationToken.IsCancellationRequested)
                 {
-                    // Stopping: the event is abandoned, not failed; the next run delivers it again.
+                    // Stopping: the unit is abandoned, not failed; the next run delivers it again.
                     throw new OperationCanceledException("The consumer stopped while delivering an event.", e, cancellationToken);
                 }
 
@@ -85,20 +100,43 @@ internal sealed class FailurePolicyRunner(
                 {
                     firstFailure = time.GetUtcNow();
 
-                    // Whatever happens to this event, what came before it is done.
+                    // Whatever happens to this unit, what came before it is done.
                     await progress.SaveAsync(connection, cancellationToken).ConfigureAwait(false);
                 }
 
                 var delay = backoff.Next();
                 if (options.FailurePolicy == FailurePolicy.DeadLetter && backoff.Attempts >= options.MaxAttempts)
                 {
-                    await DeadLetterAsync(connection, captured, backoff.Attempts, e, cancellationToken).ConfigureAwait(false);
+                    if (unit.Count > 1)
+                    {
+                        // Find the poison: deliver the batch's events one by one, each under the full
+                        // policy, so that only the events that fail alone are dead-lettered.
+                        PgEventsLog.BatchIsolating(logger, e, state.Name, unit.ToString(), backoff.Attempts);
+                        foreach (var captured in unit.Events)
+                        {
+                            await DeliverAsync(connection, DeliveryUnit.Of(captured, unit.EndsTransaction && captured == unit.Last), cancellationToken).ConfigureAwait(false);
+                        }
+
+                        state.Unblock();
+                        return;
+                    }
+
+                    await DeadLetterAsync(connection, unit.First, backoff.Attempts, e, cancellationToken).ConfigureAwait(false);
                     return;
                 }
 
-                state.Block(new BlockedEvent(captured.Position, captured.EventId, captured.TableName, backoff.Attempts, FailureClassifier.Describe(e), firstFailure));
-                PgEventsLog.DeliveryFailed(logger, e, state.Name, captured.Kind, captured.TableName, captured.Position, captured.EventId, backoff.Attempts, delay);
-                metrics.Retries.Add(1, _consumerTag, new("pgevents.table", captured.Table));
+                var failing = unit.First;
+                state.Block(new BlockedEvent(failing.Position, failing.EventId, failing.TableName, backoff.Attempts, FailureClassifier.Describe(e), firstFailure));
+                if (unit.Count == 1)
+                {
+                    PgEventsLog.DeliveryFailed(logger, e, state.Name, failing.Kind, failing.TableName, failing.Position, failing.EventId, backoff.Attempts, delay);
+                }
+                else
+                {
+                    PgEventsLog.BatchDeliveryFailed(logger, e, state.Name, unit.ToString(), backoff.Attempts, delay);
+                }
+
+                metrics.Retries.Add(1, _consumerTag, new("pgevents.table", failing.Table));
                 await WaitBeforeRetryAsync(connection, delay, cancellationToken).ConfigureAwait(false);
             }
         }

@@ -60,13 +60,14 @@ internal sealed class PgEventConsumer : IEventConsumer
         _progress = new DeliveryProgress(cursors, _state);
         var deadLetters = new DeadLetterStore(settings, _options.ConsumerName);
         var dispatcher = new EventDispatcher(
-            _options.ConsumerName, _handlers, scopes, new RowDeserializer(_options.JsonSerializerOptions), metrics, time);
+            _options, _handlers, scopes, new RowDeserializer(_options.JsonSerializerOptions), metrics, time);
         var wakeUp = new WakeUpSignal();
         _status = new ConsumerStatusReader(dataSource.DataSource, settings, _state, _progress);
         _admin = new ConsumerAdmin(dataSource.DataSource, settings, _options, cursors, deadLetters, dispatcher, _logger);
         _lag = new LagSampler(_status.MeasureLagAsync, _options.LagSampleInterval, time, _logger, _options.ConsumerName);
         var loop = new DeliveryLoop(
             _options,
+            _handlers.HasBatchHandlers,
             settings,
             _sessions,
             new ConsumerLease(settings, _options, _state, time, _logger),

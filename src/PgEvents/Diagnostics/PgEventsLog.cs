@@ -70,4 +70,10 @@ internal static partial class PgEventsLog
 
     [LoggerMessage(25, LogLevel.Information, "PgEvents consumer {Consumer} runs again; the error that kept it from running is gone")]
     public static partial void FaultCleared(ILogger logger, string consumer);
+
+    [LoggerMessage(27, LogLevel.Error, "PgEvents consumer {Consumer} failed to handle the batch {Batch} (attempt {Attempt}); retrying the whole batch in {Delay}")]
+    public static partial void BatchDeliveryFailed(ILogger logger, Exception exception, string consumer, string batch, int attempt, TimeSpan delay);
+
+    [LoggerMessage(28, LogLevel.Warning, "PgEvents consumer {Consumer} gave up on the batch {Batch} after {Attempts} attempts; delivering its events one by one so that only the failing ones are dead-lettered")]
+    public static partial void BatchIsolating(ILogger logger, Exception exception, string consumer, string batch, int attempts);
 }

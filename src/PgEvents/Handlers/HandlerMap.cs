@@ -17,7 +17,11 @@ internal sealed class HandlerMap
         }
 
         _byTable = unique.GroupBy(r => r.Table).ToDictionary(g => g.Key, g => g.ToArray());
+        HasBatchHandlers = unique.Exists(r => r.IsBatch);
     }
+
+    /// <summary>Whether any table has an <see cref="IBatchHandler"/>: then the consumer delivers in batches.</summary>
+    public bool HasBatchHandlers { get; }
 
     public IReadOnlyCollection<TableName> Tables => _byTable.Keys;
 

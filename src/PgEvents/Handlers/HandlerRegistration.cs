@@ -2,27 +2,37 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace PgEvents;
 
-/// <summary>One <c>AddHandler&lt;TRow, THandler&gt;(table)</c> call, with a typed invoker.</summary>
+/// <summary>One handler mapped to one table: a row handler (typed, one change per call) or a batch handler.</summary>
 internal sealed class HandlerRegistration
 {
-    private HandlerRegistration(TableName table, Type rowType, Type handlerType, HandlerInvoker invoke)
+    private HandlerRegistration(TableName table, Type? rowType, Type handlerType, RowInvoker? invokeRow, BatchInvoker? invokeBatch)
     {
         Table = table;
         RowType = rowType;
         HandlerType = handlerType;
-        Invoke = invoke;
+        InvokeRow = invokeRow;
+        InvokeBatch = invokeBatch;
     }
 
-    internal delegate Task HandlerInvoker(
+    internal delegate Task RowInvoker(
         IServiceProvider services, CapturedEvent captured, RowDeserializer deserializer, EventTransactionScope transaction, CancellationToken cancellationToken);
+
+    internal delegate Task BatchInvoker(IServiceProvider services, ChangeBatch batch, CancellationToken cancellationToken);
 
     public TableName Table { get; }
 
-    public Type RowType { get; }
+    /// <summary>The row type of a row handler; null for a batch handler, which deserializes on demand.</summary>
+    public Type? RowType { get; }
 
     public Type HandlerType { get; }
 
-    public HandlerInvoker Invoke { get; }
+    /// <summary>Set for an <see cref="IRowHandler{TRow}"/>.</summary>
+    public RowInvoker? InvokeRow { get; }
+
+    /// <summary>Set for an <see cref="IBatchHandler"/>.</summary>
+    public BatchInvoker? InvokeBatch { get; }
+
+    public bool IsBatch => InvokeBatch is not null;
 
     public static HandlerRegistration Create<TRow, THandler>(TableName table)
         where THandler : class, IRowHandler<TRow> =>
@@ -32,10 +42,16 @@ internal sealed class HandlerRegistration
             var oldRow = deserializer.Deserialize<TRow>(captured, captured.OldRowJson, "old row");
             var handler = services.GetRequiredService<THandler>();
             return handler.HandleAsync(new RowChange<TRow>(captured, row, oldRow, transaction), cancellationToken);
-        });
+        }, invokeBatch: null);
+
+    public static HandlerRegistration CreateBatch<THandler>(TableName table)
+        where THandler : class, IBatchHandler =>
+        new(table, rowType: null, typeof(THandler), invokeRow: null, static (services, batch, cancellationToken) =>
+            services.GetRequiredService<THandler>().HandleAsync(batch, cancellationToken));
 
     public bool IsSameAs(HandlerRegistration other) =>
-        Table == other.Table && RowType == other.RowType && HandlerType == other.HandlerType;
+        Table == other.Table && RowType == other.RowType && HandlerType == other.HandlerType && IsBatch == other.IsBatch;
 
-    public override string ToString() => $"{HandlerType.Name} ({RowType.Name}) for {Table}";
+    public override string ToString() =>
+        RowType is null ? $"{HandlerType.Name} (batches) for {Table}" : $"{HandlerType.Name} ({RowType.Name}) for {Table}";
 }

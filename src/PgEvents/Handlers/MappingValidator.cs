@@ -37,7 +37,10 @@ internal sealed class MappingValidator(NpgsqlDataSource dataSource, PgEventsOpti
 
             foreach (var registration in handlers.For(table))
             {
-                CheckRowType(problems, table, registration, columns);
+                if (registration.RowType is { } rowType)
+                {
+                    CheckRowType(problems, table, registration, rowType, columns);
+                }
             }
         }
 
@@ -53,13 +56,13 @@ internal sealed class MappingValidator(NpgsqlDataSource dataSource, PgEventsOpti
         }
     }
 
-    private void CheckRowType(List<string> problems, TableName table, HandlerRegistration registration, IReadOnlyList<Column> columns)
+    private void CheckRowType(List<string> problems, TableName table, HandlerRegistration registration, Type rowType, IReadOnlyList<Column> columns)
     {
         // A copy with a resolver: inspecting metadata must not freeze or alter the caller's options.
         var inspectable = new JsonSerializerOptions(options.JsonSerializerOptions);
         inspectable.TypeInfoResolver ??= new DefaultJsonTypeInfoResolver();
-        var typeInfo = inspectable.GetTypeInfo(registration.RowType);
-        if (typeInfo.Kind != JsonTypeInfoKind.Object || registration.RowType == typeof(object))
+        var typeInfo = inspectable.GetTypeInfo(rowType);
+        if (typeInfo.Kind != JsonTypeInfoKind.Object || rowType == typeof(object))
         {
             return;
         }
@@ -75,7 +78,7 @@ internal sealed class MappingValidator(NpgsqlDataSource dataSource, PgEventsOpti
             var column = columns.FirstOrDefault(c => string.Equals(c.Name, property.Name, comparison));
             if (column is null)
             {
-                problems.Add($"{registration.RowType.Name}.{PropertyName(property)} (JSON name '{property.Name}') of handler {registration.HandlerType.Name} " +
+                problems.Add($"{rowType.Name}.{PropertyName(property)} (JSON name '{property.Name}') of handler {registration.HandlerType.Name} " +
                     $"matches no column of {table}; its columns are: {string.Join(", ", columns.Select(c => c.Name))}. " +
                     "Rename the property, add [JsonPropertyName], or mark it [JsonIgnore].");
                 continue;
@@ -83,7 +86,7 @@ internal sealed class MappingValidator(NpgsqlDataSource dataSource, PgEventsOpti
 
             if (!CanHold(property.PropertyType, column))
             {
-                problems.Add($"{registration.RowType.Name}.{PropertyName(property)} is {Describe(property.PropertyType)} but column '{column.Name}' of {table} " +
+                problems.Add($"{rowType.Name}.{PropertyName(property)} is {Describe(property.PropertyType)} but column '{column.Name}' of {table} " +
                     $"is {column.TypeName}; change the property type to one that holds {column.TypeName}.");
             }
         }

@@ -41,8 +41,21 @@ public sealed class PgEventsOptions
     /// </summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>Most events read per round trip. Default 500.</summary>
+    /// <summary>Most events read per round trip, and so most changes in one batch. Default 500.</summary>
     public int BatchSize { get; set; } = 500;
+
+    /// <summary>
+    /// Most bytes of row images read per round trip, and so in one batch: large rows make smaller
+    /// batches, which bounds the consumer's memory. A single row larger than this is delivered alone.
+    /// Default 8 MiB.
+    /// </summary>
+    public long MaxBatchBytes { get; set; } = 8 * 1024 * 1024;
+
+    /// <summary>
+    /// Where batches for <see cref="IBatchHandler"/>s may end. Default <see cref="PgEvents.BatchBoundary.Change"/>;
+    /// <see cref="PgEvents.BatchBoundary.Transaction"/> keeps every source transaction in one batch.
+    /// </summary>
+    public BatchBoundary BatchBoundary { get; set; } = BatchBoundary.Change;
 
     /// <summary>Delay before the first retry of a failing event. Default 200 ms.</summary>
     public TimeSpan RetryInitialDelay { get; set; } = TimeSpan.FromMilliseconds(200);

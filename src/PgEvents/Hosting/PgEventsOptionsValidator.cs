@@ -52,6 +52,16 @@ internal sealed class PgEventsOptionsValidator : IValidateOptions<PgEventsOption
             failures.Add($"PgEventsOptions.BatchSize must be between 1 and 100000; it is {options.BatchSize}.");
         }
 
+        if (options.MaxBatchBytes < 1024)
+        {
+            failures.Add($"PgEventsOptions.MaxBatchBytes must be at least 1024; it is {options.MaxBatchBytes}.");
+        }
+
+        if (!Enum.IsDefined(options.BatchBoundary))
+        {
+            failures.Add($"PgEventsOptions.BatchBoundary must be Change or Transaction; it is {(int)options.BatchBoundary}.");
+        }
+
         if (!Enum.IsDefined(options.UnmappedTablePolicy))
         {
             failures.Add($"PgEventsOptions.UnmappedTablePolicy has an unknown value {(int)options.UnmappedTablePolicy}.");

@@ -1,7 +1,7 @@
 namespace PgEvents;
 
 /// <summary>What one read of the log returned.</summary>
-internal sealed class ChangeLogBatch(IReadOnlyList<CapturedEvent> events, PositionHole? waitingOn)
+internal sealed class ChangeLogBatch(IReadOnlyList<CapturedEvent> events, PositionHole? waitingOn, bool endsTransaction = true)
 {
     /// <summary>Events safe to deliver, in order, contiguous after the position read from.</summary>
     public IReadOnlyList<CapturedEvent> Events { get; } = events;
@@ -11,4 +11,7 @@ internal sealed class ChangeLogBatch(IReadOnlyList<CapturedEvent> events, Positi
     /// gap fills or the transactions that may still fill it have ended. Nothing is ever skipped because time passed.
     /// </summary>
     public PositionHole? WaitingOn { get; } = waitingOn;
+
+    /// <summary>Whether the last event is the last of its transaction (true when there are none).</summary>
+    public bool EndsTransaction { get; } = endsTransaction;
 }

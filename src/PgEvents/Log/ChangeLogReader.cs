@@ -23,6 +23,7 @@ internal sealed class ChangeLogReader
     private readonly ILogger _logger;
     private readonly CommitPhase _commitPhase;
     private readonly string _sql;
+    private readonly string _transactionSql;
     private PositionHole? _hole;
 
     public ChangeLogReader(SchemaSettings settings, ILogger? logger = null, TimeProvider? time = null)
@@ -36,28 +37,52 @@ internal sealed class ChangeLogReader
         // of "later transaction" and "later event" would only filter, and every batch read from the
         // middle of a million-row transaction would walk it again from its first event.)
         // Event ids are identity values starting at 1, so 0 admits every event.
+        // The byte bound uses the stored (possibly compressed) size of each image, which PostgreSQL
+        // knows without decompressing it, and filters before the images are rendered as text, so an
+        // event past the bound costs neither server nor client any detoasting. Rendered text can be
+        // larger than the stored size; ReadRowsAsync bounds that. lead() tells whether the next event
+        // belongs to the same transaction, for reads that must end at a transaction's end.
         _sql =
             $"""
+            SELECT position, event_id, xid::text, schema_name, table_name, operation,
+                   row_data::text, old_row_data::text, captured_at, committed_at, next_position
+              FROM (SELECT r.*,
+                           lead(r.position) OVER w AS next_position,
+                           sum(r.stored_bytes) OVER w - r.stored_bytes AS bytes_before
+                      FROM (SELECT t.position, e.event_id, e.xid, e.schema_name, e.table_name, e.operation,
+                                   e.row_data, e.old_row_data, e.captured_at, t.committed_at,
+                                   coalesce(pg_column_size(e.row_data), 0) + coalesce(pg_column_size(e.old_row_data), 0) AS stored_bytes
+                              FROM (SELECT xid, position, committed_at FROM {settings.Qualify("transactions")}
+                                     WHERE position >= @position ORDER BY position LIMIT @limit) AS t
+                             CROSS JOIN LATERAL (
+                                    SELECT * FROM {settings.Qualify("events")} AS ev
+                                     WHERE ev.xid = t.xid AND ev.event_id > CASE WHEN t.position = @position THEN @event_id ELSE 0 END
+                                     ORDER BY ev.event_id LIMIT @limit) AS e
+                             ORDER BY t.position, e.event_id
+                             LIMIT @limit) AS r
+                    WINDOW w AS (ORDER BY r.position, r.event_id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) AS b
+             WHERE bytes_before < @max_bytes
+             ORDER BY position, event_id
+            """;
+        _transactionSql =
+            $"""
             SELECT t.position, e.event_id, e.xid::text, e.schema_name, e.table_name, e.operation,
-                   e.row_data::text, e.old_row_data::text, e.captured_at, t.committed_at
-              FROM (SELECT xid, position, committed_at FROM {settings.Qualify("transactions")}
-                     WHERE position >= @position ORDER BY position LIMIT @limit) AS t
-             CROSS JOIN LATERAL (
-                    SELECT * FROM {settings.Qualify("events")} AS ev
-                     WHERE ev.xid = t.xid AND ev.event_id > CASE WHEN t.position = @position THEN @event_id ELSE 0 END
-                     ORDER BY ev.event_id LIMIT @limit) AS e
-             ORDER BY t.position, e.event_id
-             LIMIT @limit
+                   e.row_data::text, e.old_row_data::text, e.captured_at, t.committed_at, NULL::bigint
+              FROM {settings.Qualify("transactions")} AS t
+              JOIN {settings.Qualify("events")} AS e ON e.xid = t.xid
+             WHERE t.position = @position AND e.event_id > @event_id
+             ORDER BY e.event_id
             """;
     }
 
     /// <summary>The gap the reader is waiting on, if any.</summary>
     public PositionHole? PendingHole => _hole;
 
-    /// <summary>Reads up to <paramref name="limit"/> deliverable events after <paramref name="after"/>.</summary>
-    public async Task<ChangeLogBatch> ReadAsync(NpgsqlConnection connection, LogPosition after, int limit, CancellationToken cancellationToken)
+    /// <summary>Reads deliverable events after <paramref name="after"/>, within <paramref name="limits"/>.</summary>
+    public async Task<ChangeLogBatch> ReadAsync(NpgsqlConnection connection, LogPosition after, ReadLimits limits, CancellationToken cancellationToken)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(limits.Count, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(limits.Bytes, 1);
         if (_hole is not null && _hole.To <= after.Position)
         {
             _hole = null;
@@ -75,11 +100,11 @@ internal sealed class ChangeLogReader
 
         for (var read = 1; ; read++)
         {
-            var rows = await ReadRowsAsync(connection, after, limit, cancellationToken).ConfigureAwait(false);
+            var rows = await ReadRowsAsync(connection, after, limits, cancellationToken).ConfigureAwait(false);
             var (deliverable, gap) = TakeContiguous(after, rows);
             if (gap is not var (from, to))
             {
-                return new ChangeLogBatch(rows.GetRange(0, deliverable), waitingOn: null);
+                return await EndBatchAsync(connection, rows, deliverable, limits, waitingOn: null, cancellationToken).ConfigureAwait(false);
             }
 
             if (_hole is null || !_hole.Covers(from, to))
@@ -95,8 +120,42 @@ internal sealed class ChangeLogReader
                 }
             }
 
-            return new ChangeLogBatch(rows.GetRange(0, deliverable), _hole);
+            return await EndBatchAsync(connection, rows, deliverable, limits, _hole, cancellationToken).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// The first <paramref name="deliverable"/> rows as a batch; for whole-transaction reads cut back
+    /// to the last transaction's end, or, when the first transaction alone exceeds the limits, that
+    /// whole transaction read on its own.
+    /// </summary>
+    private async Task<ChangeLogBatch> EndBatchAsync(
+        NpgsqlConnection connection, List<LogRow> rows, int deliverable, ReadLimits limits, PositionHole? waitingOn, CancellationToken cancellationToken)
+    {
+        var end = deliverable;
+        if (limits.WholeTransactions && end > 0 && rows[end - 1].Continues)
+        {
+            while (end > 0 && rows[end - 1].Continues)
+            {
+                end--;
+            }
+
+            if (end == 0)
+            {
+                var first = rows[0].Event;
+                var whole = await ReadRowsAsync(
+                    connection, _transactionSql, new LogPosition(first.Position, first.EventId - 1), limit: null, maxBytes: null, cancellationToken).ConfigureAwait(false);
+                return new ChangeLogBatch(whole.ConvertAll(r => r.Event), waitingOn, endsTransaction: true);
+            }
+        }
+
+        var events = new List<CapturedEvent>(end);
+        for (var i = 0; i < end; i++)
+        {
+            events.Add(rows[i].Event);
+        }
+
+        return new ChangeLogBatch(events, waitingOn, endsTransaction: end == 0 || !rows[end - 1].Continues);
     }
 
     /// <summary>
@@ -108,17 +167,36 @@ internal sealed class ChangeLogReader
             ? _commitPhase.WaitAsync(connection, hole.Holders, timeout, cancellationToken)
             : Task.CompletedTask;
 
-    private async Task<List<CapturedEvent>> ReadRowsAsync(NpgsqlConnection connection, LogPosition after, int limit, CancellationToken cancellationToken)
+    private Task<List<LogRow>> ReadRowsAsync(NpgsqlConnection connection, LogPosition after, ReadLimits limits, CancellationToken cancellationToken) =>
+        // One row more than asked for, so that whether the last kept event ends its transaction is known.
+        ReadRowsAsync(connection, _sql, after, limits.Count + 1, limits.Bytes, cancellationToken);
+
+    private static async Task<List<LogRow>> ReadRowsAsync(
+        NpgsqlConnection connection, string sql, LogPosition after, int? limit, long? maxBytes, CancellationToken cancellationToken)
     {
-        var rows = new List<CapturedEvent>();
-        await using var command = new NpgsqlCommand(_sql, connection);
+        var rows = new List<LogRow>();
+        await using var command = new NpgsqlCommand(sql, connection);
         command.Parameters.AddWithValue("position", after.Position);
         command.Parameters.AddWithValue("event_id", after.EventId);
-        command.Parameters.AddWithValue("limit", limit);
+        if (limit is { } count)
+        {
+            command.Parameters.AddWithValue("limit", count);
+            command.Parameters.AddWithValue("max_bytes", maxBytes ?? long.MaxValue);
+        }
+
+        long textBytes = 0;
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            rows.Add(new CapturedEvent(
+            // Stop at the extra row (it only told whether the previous one ends its transaction; it
+            // is read next time), or at a row past the byte bound: the rendered text of compressed
+            // images can exceed what the server estimated. The first row is always kept.
+            if (limit is { } most && (rows.Count == most - 1 || (rows.Count > 0 && textBytes >= maxBytes)))
+            {
+                break;
+            }
+
+            var captured = new CapturedEvent(
                 Position: reader.GetInt64(0),
                 EventId: reader.GetInt64(1),
                 TransactionId: ParseXid(reader.GetString(2)),
@@ -128,22 +206,33 @@ internal sealed class ChangeLogReader
                 RowJson: reader.IsDBNull(6) ? null : reader.GetString(6),
                 OldRowJson: reader.IsDBNull(7) ? null : reader.GetString(7),
                 CapturedAt: reader.GetFieldValue<DateTimeOffset>(8),
-                CommittedAt: reader.GetFieldValue<DateTimeOffset>(9)));
+                CommittedAt: reader.GetFieldValue<DateTimeOffset>(9));
+            textBytes += (captured.RowJson?.Length ?? 0) + (captured.OldRowJson?.Length ?? 0);
+            var continues = reader.IsDBNull(10) ? limit is null : reader.GetInt64(10) == captured.Position;
+            rows.Add(new LogRow(captured, continues));
+        }
+
+        if (limit is null && rows.Count > 0)
+        {
+            rows[^1] = rows[^1] with { Continues = false };
         }
 
         return rows;
     }
 
+    /// <summary>An event as read, and whether the next event belongs to the same transaction.</summary>
+    private readonly record struct LogRow(CapturedEvent Event, bool Continues);
+
     /// <summary>
     /// How many rows from the start are deliverable, and the first gap that stops them (if any).
     /// A gap inside the pending hole whose holders have all ended is passed over: nothing can fill it.
     /// </summary>
-    private (int Deliverable, (long From, long To)? Gap) TakeContiguous(LogPosition after, List<CapturedEvent> rows)
+    private (int Deliverable, (long From, long To)? Gap) TakeContiguous(LogPosition after, List<LogRow> rows)
     {
         var current = after.Position;
         for (var i = 0; i < rows.Count; i++)
         {
-            var position = rows[i].Position;
+            var position = rows[i].Event.Position;
             if (position == current || position == current + 1)
             {
                 current = position;

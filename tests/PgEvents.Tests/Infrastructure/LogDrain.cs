@@ -25,7 +25,7 @@ internal sealed class LogDrain(NpgsqlDataSource dataSource, PgEventsSchema schem
     public async Task<ChangeLogBatch> ReadOnceAsync()
     {
         await using var connection = await dataSource.OpenConnectionAsync();
-        var batch = await _reader.ReadAsync(connection, Position, batchSize, CancellationToken.None);
+        var batch = await _reader.ReadAsync(connection, Position, new ReadLimits(batchSize, long.MaxValue), CancellationToken.None);
         Accept(batch);
         return batch;
     }
@@ -43,7 +43,7 @@ internal sealed class LogDrain(NpgsqlDataSource dataSource, PgEventsSchema schem
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while (true)
         {
-            var batch = await _reader.ReadAsync(connection, Position, batchSize, CancellationToken.None);
+            var batch = await _reader.ReadAsync(connection, Position, new ReadLimits(batchSize, long.MaxValue), CancellationToken.None);
             Accept(batch);
             if (batch.Events.Count > 0)
             {
