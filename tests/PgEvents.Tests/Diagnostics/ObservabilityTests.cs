@@ -1,97 +1,16 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using System.Globalization;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using Microsoft.Extensions.Options;
 using PgEvents.Tests.Infrastructure;
 
 namespace PgEvents.Tests.Diagnostics;
 
 public sealed record ObservedItem(long Id, string Label) : ITestRow;
-
-/// <summary>One measurement of a PgEvents instrument.</summary>
-public sealed record Measured(string Instrument, double Value, IReadOnlyDictionary<string, object?> Tags);
-
-/// <summary>
-/// Listens to the <c>PgEvents</c> meter and keeps the measurements of one consumer (other test classes
-/// run consumers in parallel on the same static meter). Waiters are signalled from the callback.
-/// </summary>
-public sealed class MetricRecorder : IDisposable
-{
-    private readonly MeterListener _listener = new();
-    private readonly ConcurrentQueue<Measured> _measurements = new();
-    private readonly List<(Func<MetricRecorder, bool> Condition, TaskCompletionSource Signal)> _waiters = [];
-    private readonly string _consumer;
-
-    public MetricRecorder(string consumer)
-    {
-        _consumer = consumer;
-        _listener.InstrumentPublished = (instrument, listener) =>
-        {
-            if (instrument.Meter.Name == "PgEvents")
-            {
-                listener.EnableMeasurementEvents(instrument);
-            }
-        };
-        _listener.SetMeasurementEventCallback<long>((i, v, t, _) => Record(i, v, t));
-        _listener.SetMeasurementEventCallback<int>((i, v, t, _) => Record(i, v, t));
-        _listener.SetMeasurementEventCallback<double>((i, v, t, _) => Record(i, v, t));
-        _listener.Start();
-    }
-
-    public IReadOnlyList<Measured> Of(string instrument) => _measurements.Where(m => m.Instrument == instrument).ToList();
-
-    public double Sum(string instrument) => Of(instrument).Sum(m => m.Value);
-
-    /// <summary>Asks the observable gauges for a measurement now.</summary>
-    public void Observe() => _listener.RecordObservableInstruments();
-
-    public async Task WaitUntilAsync(Func<MetricRecorder, bool> condition, string what)
-    {
-        var signal = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        lock (_waiters)
-        {
-            if (condition(this))
-            {
-                return;
-            }
-
-            _waiters.Add((condition, signal));
-        }
-
-        if (await Task.WhenAny(signal.Task, Task.Delay(TimeSpan.FromSeconds(10))) != signal.Task)
-        {
-            throw new TimeoutException($"Timed out waiting for {what}.");
-        }
-    }
-
-    public void Dispose() => _listener.Dispose();
-
-    private void Record(Instrument instrument, double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
-    {
-        var copy = new Dictionary<string, object?>(StringComparer.Ordinal);
-        foreach (var tag in tags)
-        {
-            copy[tag.Key] = tag.Value;
-        }
-
-        if (!copy.TryGetValue("pgevents.consumer", out var consumer) || !Equals(consumer, _consumer))
-        {
-            return;
-        }
-
-        _measurements.Enqueue(new Measured(instrument.Name, value, copy));
-        lock (_waiters)
-        {
-            foreach (var waiter in _waiters.Where(w => w.Condition(this)).ToList())
-            {
-                waiter.Signal.TrySetResult();
-                _waiters.Remove(waiter);
-            }
-        }
-    }
-}
 
 /// <summary>Keeps the stopped <c>pgevents.deliver</c> activities of one consumer, in stop order.</summary>
 public sealed class ActivityRecorder : IDisposable
@@ -157,6 +76,10 @@ public sealed class ObservabilityTests(DatabaseFixture db) : IClassFixture<Datab
 
     private static readonly HealthCheckContext Context = new();
 
+    /// <summary>
+    /// Creates the table and a consumer of it, not yet started: tests attach their collectors first,
+    /// so no measurement of the run is missed.
+    /// </summary>
     private async Task<ConsumerHost> CreateAsync<THandler>(string name, Action<PgEventsOptions>? configure = null, Action<IServiceCollection>? services = null)
         where THandler : class, IRowHandler<ObservedItem>
     {
@@ -169,6 +92,15 @@ public sealed class ObservabilityTests(DatabaseFixture db) : IClassFixture<Datab
             },
             services: services);
     }
+
+    /// <summary>
+    /// Collects one instrument of the <c>PgEvents</c> meter that <paramref name="host"/>'s own
+    /// <see cref="IMeterFactory"/> created: measurements of consumers in other containers never reach it,
+    /// with no filtering by tag.
+    /// </summary>
+    private static MetricCollector<T> Collect<T>(ConsumerHost host, string instrument)
+        where T : struct =>
+        new(host.Services.GetRequiredService<IMeterFactory>(), "PgEvents", instrument);
 
     /// <summary>Waits until a consumer of the schema holds the doorbell and its session is idle (it sleeps, or is about to).</summary>
     private async Task WaitUntilAsleepAsync(string schemaName)
@@ -207,10 +139,14 @@ public sealed class ObservabilityTests(DatabaseFixture db) : IClassFixture<Datab
     [Fact]
     public async Task The_meter_counts_delivered_events_batches_handler_time_and_notify_wakeups_of_the_consumer()
     {
-        using var metrics = new MetricRecorder("obs_metered");
-
         // No polling during the test: a read after the consumer went idle can only be woken by NOTIFY.
-        await using var host = await (await CreateAsync<RecordingHandler<ObservedItem>>("obs_metered", o => o.PollInterval = TimeSpan.FromMinutes(1))).StartAsync();
+        await using var host = await CreateAsync<RecordingHandler<ObservedItem>>("obs_metered", o => o.PollInterval = TimeSpan.FromMinutes(1));
+        using var delivered = Collect<long>(host, "pgevents.events.delivered");
+        using var durations = Collect<double>(host, "pgevents.handler.duration");
+        using var batches = Collect<int>(host, "pgevents.batch.size");
+        using var wakeUps = Collect<long>(host, "pgevents.wakeups");
+        using var retries = Collect<long>(host, "pgevents.retries");
+        await host.StartAsync();
 
         await db.ExecuteAsync("INSERT INTO obs_metered SELECT g, 'item ' || g FROM generate_series(1, 5) g");
         await host.Sink.WaitForCountAsync(5, Wait);
@@ -219,7 +155,7 @@ public sealed class ObservabilityTests(DatabaseFixture db) : IClassFixture<Datab
         // writing single rows, each once the consumer holds the doorbell and waits, until one found
         // it asleep; the first that does must be a NOTIFY wake-up.
         var written = 5;
-        while (!metrics.Of("pgevents.wakeups").Any() && written < 50)
+        while (wakeUps.LastMeasurement is null && written < 50)
         {
             written++;
             await WaitUntilAsleepAsync("log_obs_metered");
@@ -227,52 +163,89 @@ public sealed class ObservabilityTests(DatabaseFixture db) : IClassFixture<Datab
             await host.Sink.WaitForCountAsync(written, Wait);
         }
 
-        await metrics.WaitUntilAsync(m => m.Sum("pgevents.events.delivered") >= written && m.Of("pgevents.handler.duration").Count >= written, $"{written} delivered events");
+        // One measurement of 1 per delivered event, one duration per event (none failed).
+        await delivered.WaitForMeasurementsAsync(written, Wait);
+        await durations.WaitForMeasurementsAsync(written, Wait);
 
-        var delivered = metrics.Of("pgevents.events.delivered");
-        delivered.Sum(m => m.Value).Should().Be(written);
-        delivered.Should().OnlyContain(m => Equals(m.Tags["pgevents.table"], "obs_metered"));
+        var deliveredEvents = delivered.GetMeasurementSnapshot();
+        deliveredEvents.EvaluateAsCounter().Should().Be(written);
+        deliveredEvents.Should().OnlyContain(m => Equals(m.Tags["pgevents.table"], "obs_metered"));
 
-        var durations = metrics.Of("pgevents.handler.duration");
-        durations.Should().HaveCount(written, "one measurement per event");
-        durations.Should().OnlyContain(m => m.Value >= 0 && m.Value < 10);
+        var handlerTimes = durations.GetMeasurementSnapshot();
+        handlerTimes.Should().HaveCount(written, "one measurement per event");
+        handlerTimes.Should().OnlyContain(m => m.Value >= 0 && m.Value < 10);
 
-        var batches = metrics.Of("pgevents.batch.size");
-        batches.Sum(m => m.Value).Should().Be(written);
-        batches[0].Value.Should().Be(5, "the five rows of one transaction are read together");
+        var batchSizes = batches.GetMeasurementSnapshot();
+        batchSizes.Sum(m => m.Value).Should().Be(written);
+        batchSizes[0].Value.Should().Be(5, "the five rows of one transaction are read together");
 
-        var wakeUps = metrics.Of("pgevents.wakeups");
-        wakeUps.Should().Contain(m => Equals(m.Tags["pgevents.wakeup.source"], "notify"));
-        wakeUps.Should().NotContain(m => Equals(m.Tags["pgevents.wakeup.source"], "poll"), "the poll interval is a minute");
-        metrics.Of("pgevents.retries").Should().BeEmpty();
+        var wokenBy = wakeUps.GetMeasurementSnapshot();
+        wokenBy.Should().Contain(m => Equals(m.Tags["pgevents.wakeup.source"], "notify"));
+        wokenBy.Should().NotContain(m => Equals(m.Tags["pgevents.wakeup.source"], "poll"), "the poll interval is a minute");
+        retries.GetMeasurementSnapshot().Should().BeEmpty();
     }
 
-    /// <summary>Polls the observable gauges (they have no push) until <paramref name="condition"/> holds.</summary>
-    private static Task WaitForGaugesAsync(MetricRecorder metrics, Func<MetricRecorder, bool> condition, string because) =>
+    [Fact]
+    public async Task Consumers_in_two_containers_keep_their_metrics_apart()
+    {
+        // Both consumers run at once in one process; each container's meter factory makes its own
+        // PgEvents meter, so each collector sees its own consumer's deliveries and nothing else.
+        await using var left = await CreateAsync<RecordingHandler<ObservedItem>>("obs_apart_left");
+        await using var right = await CreateAsync<RecordingHandler<ObservedItem>>("obs_apart_right");
+        using var leftDelivered = Collect<long>(left, "pgevents.events.delivered");
+        using var rightDelivered = Collect<long>(right, "pgevents.events.delivered");
+        await left.StartAsync();
+        await right.StartAsync();
+
+        await InsertAsync("obs_apart_left", 1, 2);
+        await InsertAsync("obs_apart_right", 1, 3);
+        await left.Sink.WaitForCountAsync(2, Wait);
+        await right.Sink.WaitForCountAsync(3, Wait);
+        await leftDelivered.WaitForMeasurementsAsync(2, Wait);
+        await rightDelivered.WaitForMeasurementsAsync(3, Wait);
+
+        var leftEvents = leftDelivered.GetMeasurementSnapshot();
+        leftEvents.EvaluateAsCounter().Should().Be(2);
+        leftEvents.Should().OnlyContain(m => Equals(m.Tags["pgevents.consumer"], "obs_apart_left") && Equals(m.Tags["pgevents.table"], "obs_apart_left"));
+        var rightEvents = rightDelivered.GetMeasurementSnapshot();
+        rightEvents.EvaluateAsCounter().Should().Be(3);
+        rightEvents.Should().OnlyContain(m => Equals(m.Tags["pgevents.consumer"], "obs_apart_right") && Equals(m.Tags["pgevents.table"], "obs_apart_right"));
+        left.Services.GetRequiredService<IMeterFactory>().Should().NotBeSameAs(right.Services.GetRequiredService<IMeterFactory>());
+    }
+
+    /// <summary>
+    /// Asks both lag gauges of the host for a measurement (observable gauges have no push) until
+    /// <paramref name="condition"/> holds.
+    /// </summary>
+    private static Task WaitForGaugesAsync(MetricCollector<long> events, MetricCollector<double> seconds, Func<bool> condition, string because) =>
         Eventually.UntilAsync(
             () =>
             {
-                metrics.Observe();
-                return condition(metrics);
+                events.RecordObservableInstruments();
+                seconds.RecordObservableInstruments();
+                return condition();
             },
             because, Wait);
 
-    private static double LastGauge(MetricRecorder metrics, string instrument) =>
-        metrics.Of(instrument) is { Count: > 0 } values ? values[^1].Value : double.NaN;
+    private static double LastGauge<T>(MetricCollector<T> gauge)
+        where T : struct =>
+        gauge.LastMeasurement is { } last ? Convert.ToDouble(last.Value, CultureInfo.InvariantCulture) : double.NaN;
 
     [Fact]
     public async Task The_lag_gauges_settle_at_zero_once_the_consumer_has_caught_up()
     {
-        using var metrics = new MetricRecorder("obs_lag");
-        await using var host = await (await CreateAsync<RecordingHandler<ObservedItem>>("obs_lag", o => o.LagSampleInterval = TimeSpan.FromMilliseconds(20))).StartAsync();
+        await using var host = await CreateAsync<RecordingHandler<ObservedItem>>("obs_lag", o => o.LagSampleInterval = TimeSpan.FromMilliseconds(20));
+        using var lagEvents = Collect<long>(host, "pgevents.lag.events");
+        using var lagSeconds = Collect<double>(host, "pgevents.lag.seconds");
+        await host.StartAsync();
         await InsertAsync("obs_lag", 1, 3);
         await host.Sink.WaitForCountAsync(3, Wait);
 
-        await WaitForGaugesAsync(metrics, m => LastGauge(m, "pgevents.lag.events") == 0 && LastGauge(m, "pgevents.lag.seconds") == 0,
+        await WaitForGaugesAsync(lagEvents, lagSeconds, () => LastGauge(lagEvents) == 0 && LastGauge(lagSeconds) == 0,
             "a caught-up consumer has no lag");
 
-        metrics.Of("pgevents.lag.events").Should().OnlyContain(m => m.Value >= 0);
-        metrics.Of("pgevents.lag.seconds").Should().OnlyContain(m => m.Value >= 0);
+        lagEvents.GetMeasurementSnapshot().Should().OnlyContain(m => m.Value >= 0);
+        lagSeconds.GetMeasurementSnapshot().Should().OnlyContain(m => m.Value >= 0);
     }
 
     [Fact]
@@ -281,21 +254,23 @@ public sealed class ObservabilityTests(DatabaseFixture db) : IClassFixture<Datab
         // Blocked is exactly when an operator looks at the lag: the gauges must not freeze at the
         // value they had before the failure.
         var health = new FailureSwitch { FailingId = 1 };
-        using var metrics = new MetricRecorder("obs_lag_blocked");
-        await using var host = await (await CreateAsync<SwitchedHandler<ObservedItem>>("obs_lag_blocked",
-            o => o.LagSampleInterval = TimeSpan.FromMilliseconds(20), s => s.AddSingleton(health))).StartAsync();
+        await using var host = await CreateAsync<SwitchedHandler<ObservedItem>>("obs_lag_blocked",
+            o => o.LagSampleInterval = TimeSpan.FromMilliseconds(20), s => s.AddSingleton(health));
+        using var lagEvents = Collect<long>(host, "pgevents.lag.events");
+        using var lagSeconds = Collect<double>(host, "pgevents.lag.seconds");
+        await host.StartAsync();
         await InsertAsync("obs_lag_blocked", 1, 2);
-        await WaitForGaugesAsync(metrics, m => LastGauge(m, "pgevents.lag.events") == 2, "two events wait behind the failing one");
+        await WaitForGaugesAsync(lagEvents, lagSeconds, () => LastGauge(lagEvents) == 2, "two events wait behind the failing one");
 
         await InsertAsync("obs_lag_blocked", 3, 5);
 
-        await WaitForGaugesAsync(metrics, m => LastGauge(m, "pgevents.lag.events") == 5, "the lag grows while the consumer stays blocked");
-        LastGauge(metrics, "pgevents.lag.seconds").Should().BeGreaterThan(0);
+        await WaitForGaugesAsync(lagEvents, lagSeconds, () => LastGauge(lagEvents) == 5, "the lag grows while the consumer stays blocked");
+        LastGauge(lagSeconds).Should().BeGreaterThan(0);
         host.Sink.Deliveries.Should().BeEmpty();
 
         health.Failing = false;
         await host.Sink.WaitForCountAsync(5, Wait);
-        await WaitForGaugesAsync(metrics, m => LastGauge(m, "pgevents.lag.events") == 0, "the lag drains once the event succeeds");
+        await WaitForGaugesAsync(lagEvents, lagSeconds, () => LastGauge(lagEvents) == 0, "the lag drains once the event succeeds");
     }
 
     [Fact]
@@ -304,16 +279,15 @@ public sealed class ObservabilityTests(DatabaseFixture db) : IClassFixture<Datab
         // A backlog read in small batches keeps the consumer busy: the gauges report it before it is
         // caught up, not only once it goes idle.
         var gate = new HandlerGate { HoldId = 150 };
-        using var metrics = new MetricRecorder("obs_lag_backlog");
-        await db.ExecuteAsync("CREATE TABLE obs_lag_backlog (id bigint PRIMARY KEY, label text NOT NULL)");
-        await using var host = ConsumerHost.Create(db.ConnectionString, b => b.AddHandler<ObservedItem, GatedHandler<ObservedItem>>("obs_lag_backlog"),
+        await using var host = await CreateAsync<GatedHandler<ObservedItem>>("obs_lag_backlog",
             o =>
             {
-                o.ConsumerName = "obs_lag_backlog";
                 o.BatchSize = 10;
                 o.LagSampleInterval = TimeSpan.FromMilliseconds(20);
             },
-            services: s => s.AddSingleton(gate));
+            s => s.AddSingleton(gate));
+        using var lagEvents = Collect<long>(host, "pgevents.lag.events");
+        using var lagSeconds = Collect<double>(host, "pgevents.lag.seconds");
         await host.Consumer.InstallAsync();
         await db.ExecuteAsync("INSERT INTO obs_lag_backlog SELECT g, 'item ' || g FROM generate_series(1, 200) g");
 
@@ -321,28 +295,31 @@ public sealed class ObservabilityTests(DatabaseFixture db) : IClassFixture<Datab
         await gate.Entered.Task.WaitAsync(Wait);
 
         // Held inside event 150 of 200, 15 batches in: 51 events are still undelivered.
-        await WaitForGaugesAsync(metrics, m => LastGauge(m, "pgevents.lag.events") == 51, "the lag is measured in the middle of the backlog");
+        await WaitForGaugesAsync(lagEvents, lagSeconds, () => LastGauge(lagEvents) == 51, "the lag is measured in the middle of the backlog");
         gate.Release.SetResult();
         await host.Sink.WaitForCountAsync(200, Wait);
-        await WaitForGaugesAsync(metrics, m => LastGauge(m, "pgevents.lag.events") == 0, "the backlog is drained");
+        await WaitForGaugesAsync(lagEvents, lagSeconds, () => LastGauge(lagEvents) == 0, "the backlog is drained");
     }
 
     [Fact]
     public async Task A_failed_attempt_is_counted_as_a_retry_and_the_event_is_counted_as_delivered_once()
     {
-        using var metrics = new MetricRecorder("obs_retry");
-        await using var host = await (await CreateAsync<SwitchedHandler<ObservedItem>>("obs_retry",
-            services: s => s.AddSingleton(FailOnce(2)))).StartAsync();
+        await using var host = await CreateAsync<SwitchedHandler<ObservedItem>>("obs_retry",
+            services: s => s.AddSingleton(FailOnce(2)));
+        using var delivered = Collect<long>(host, "pgevents.events.delivered");
+        using var retries = Collect<long>(host, "pgevents.retries");
+        using var durations = Collect<double>(host, "pgevents.handler.duration");
+        await host.StartAsync();
 
         await InsertAsync("obs_retry", 1, 3);
         await host.Sink.WaitForCountAsync(3, Wait);
-        await metrics.WaitUntilAsync(m => m.Sum("pgevents.events.delivered") >= 3, "3 delivered events");
+        await delivered.WaitForMeasurementsAsync(3, Wait);
 
-        var retries = metrics.Of("pgevents.retries");
-        retries.Should().ContainSingle().Which.Value.Should().Be(1);
-        retries[0].Tags["pgevents.table"].Should().Be("obs_retry");
-        metrics.Sum("pgevents.events.delivered").Should().Be(3);
-        metrics.Of("pgevents.handler.duration").Count.Should().BeGreaterThanOrEqualTo(4, "the failed attempt is timed too");
+        var retried = retries.GetMeasurementSnapshot();
+        retried.Should().ContainSingle().Which.Value.Should().Be(1);
+        retried[0].Tags["pgevents.table"].Should().Be("obs_retry");
+        delivered.GetMeasurementSnapshot().EvaluateAsCounter().Should().Be(3);
+        durations.GetMeasurementSnapshot().Count.Should().BeGreaterThanOrEqualTo(4, "the failed attempt is timed too");
     }
 
     [Fact]

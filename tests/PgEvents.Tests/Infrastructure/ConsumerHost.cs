@@ -2,7 +2,12 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace PgEvents.Tests.Infrastructure;
 
-/// <summary>A consumer built through <c>AddPgEvents</c> and run without a generic host.</summary>
+/// <summary>
+/// A consumer built through <c>AddPgEvents</c> and run without a generic host. Its container registers
+/// <c>AddMetrics()</c>, so the consumer's <c>PgEvents</c> meter comes from the container's own
+/// <see cref="System.Diagnostics.Metrics.IMeterFactory"/>: a <c>MetricCollector</c> scoped to that
+/// factory sees this consumer's measurements only, whatever other tests run alongside.
+/// </summary>
 public sealed class ConsumerHost : IAsyncDisposable
 {
     private readonly CancellationTokenSource _stop = new();
@@ -29,6 +34,7 @@ public sealed class ConsumerHost : IAsyncDisposable
         var collection = new ServiceCollection();
         collection.AddSingleton(sink ?? new EventSink());
         services?.Invoke(collection);
+        collection.AddMetrics();
         var builder = collection.AddPgEvents(o =>
         {
             o.ConnectionString = connectionString;

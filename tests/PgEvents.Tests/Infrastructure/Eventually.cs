@@ -17,7 +17,9 @@ internal static class Eventually
     private static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(10);
 
     /// <summary>Polls <paramref name="condition"/> until it holds.</summary>
+    /// <param name="condition">The state awaited, read anew at each poll.</param>
     /// <param name="because">What is awaited, e.g. "the consumer should become active".</param>
+    /// <param name="timeout">How long to wait; <see cref="DefaultTimeout"/> when null.</param>
     public static Task UntilAsync(Func<Task<bool>> condition, string because, TimeSpan? timeout = null) =>
         UntilAsync(condition, done => done, _ => because, timeout);
 
