@@ -77,7 +77,7 @@ static async Task<int> RunAsync(string connectionString, int orders)
 {
     var builder = Host.CreateApplicationBuilder();
     builder.Logging.ClearProviders().AddSimpleConsole(o => o.SingleLine = true);
-    builder.Logging.AddFilter("Microsoft", LogLevel.Warning).AddFilter("PgEvents", LogLevel.Warning);
+    builder.Logging.AddFilter("Microsoft", LogLevel.Warning).AddFilter("PgEvents", LogLevel.Warning).AddFilter("Npgsql", LogLevel.Warning);
 
     await using var dataSource = NpgsqlDataSource.Create(connectionString);
     builder.Services.AddSingleton(new JobDatabase(dataSource));

@@ -115,7 +115,7 @@ static async Task<int> RunAsync(string sourceConnection, string replicaConnectio
 
     // Single-line warnings only, so that a retried delivery stands out between the progress lines.
     builder.Logging.ClearProviders().AddSimpleConsole(o => o.SingleLine = true);
-    builder.Logging.AddFilter("Microsoft", LogLevel.Warning).AddFilter("PgEvents", LogLevel.Warning);
+    builder.Logging.AddFilter("Microsoft", LogLevel.Warning).AddFilter("PgEvents", LogLevel.Warning).AddFilter("Npgsql", LogLevel.Warning);
 
     builder.Services.AddSingleton<SyncStatistics>();
     builder.Services.AddSingleton(_ => new ReplicaDatabase(replicaConnection));
@@ -125,11 +125,13 @@ static async Task<int> RunAsync(string sourceConnection, string replicaConnectio
             o.ConnectionString = sourceConnection;
             o.ConsumerName = "replica-sync";
 
-            // NOTIFY wakes the consumer at each commit; polling is only the safety net.
+            // NOTIFY wakes the consumer when it sleeps; polling is only the safety net.
             o.PollInterval = TimeSpan.FromMilliseconds(500);
+
+            // A batch never ends inside a source transaction: the replica never shows half of one.
+            o.BatchBoundary = BatchBoundary.Transaction;
         })
-        .AddHandler<Customer, CustomerHandler>("public.customers")
-        .AddHandler<Order, OrderHandler>("public.orders");
+        .AddBatchHandler<ReplicaBatchHandler>("public.customers", "public.orders");
 
     using var host = builder.Build();
     await using var source = NpgsqlDataSource.Create(sourceConnection);
@@ -167,6 +169,7 @@ static async Task<int> RunAsync(string sourceConnection, string replicaConnectio
         Console.WriteLine($"Consumer '{started.ConsumerName}' is active. Running {writers} writers for {duration.TotalSeconds:0} s...");
 
         var clock = Stopwatch.StartNew();
+        var maxLag = TimeSpan.Zero;
         var running = workload.RunAsync(stopping);
         using (var ticks = new PeriodicTimer(TimeSpan.FromSeconds(1)))
         {
@@ -174,8 +177,9 @@ static async Task<int> RunAsync(string sourceConnection, string replicaConnectio
             while (await Task.WhenAny(running, tick) == tick && !stopping.IsCancellationRequested)
             {
                 var status = await consumer.GetStatusAsync(stopping);
+                maxLag = status.LagTime > maxLag ? status.LagTime : maxLag;
                 Console.WriteLine(
-                    $"[{clock.Elapsed.TotalSeconds,5:0.0}s] source commits: {workload.Committed,6} | events applied: {statistics.EventsApplied,6} | " +
+                    $"[{clock.Elapsed.TotalSeconds,5:0.0}s] source commits: {workload.Committed,6} | events applied: {statistics.EventsApplied,6} in {statistics.BatchesApplied,5} batches | " +
                     $"lag: {status.LagEvents,5} events, {status.LagTime.TotalSeconds:0.00} s{Blocked(status)}");
                 tick = ticks.WaitForNextTickAsync(stopping).AsTask();
             }
@@ -200,7 +204,11 @@ static async Task<int> RunAsync(string sourceConnection, string replicaConnectio
             return 1;
         }
 
-        Console.WriteLine($"Caught up {(clock.Elapsed - workloadTime).TotalSeconds:0.00} s after the workload stopped, at position {final.HeadPosition}.");
+        var catchUp = clock.Elapsed - workloadTime;
+        Console.WriteLine(
+            $"Caught up {catchUp.TotalSeconds:0.00} s after the workload stopped, at position {final.HeadPosition}. " +
+            $"Largest lag seen while writing: {maxLag.TotalSeconds:0.00} s; {statistics.EventsApplied} events in {statistics.BatchesApplied} replica transactions " +
+            $"({(double)statistics.EventsApplied / Math.Max(1, statistics.BatchesApplied):0.0} per transaction).");
 
         var tables = new[]
         {

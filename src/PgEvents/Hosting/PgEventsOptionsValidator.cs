@@ -118,11 +118,18 @@ internal sealed class PgEventsOptionsValidator : IValidateOptions<PgEventsOption
         }
     }
 
+    // Every interval ends up in a timer, and timers cannot wait longer than this (about 49.7 days).
+    private static readonly TimeSpan LongestTimer = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
+
     private static void CheckPositive(List<string> failures, string option, TimeSpan value)
     {
         if (value <= TimeSpan.Zero)
         {
             failures.Add($"PgEventsOptions.{option} must be positive; it is {value}.");
+        }
+        else if (value > LongestTimer)
+        {
+            failures.Add($"PgEventsOptions.{option} must be at most {LongestTimer} (the longest a timer can wait); it is {value}.");
         }
     }
 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Reflection;
+using System.Text.RegularExpressions;
 
 namespace PgEvents;
 
@@ -10,6 +11,8 @@ internal sealed record SchemaScript(int Version, string Name, string Text)
 
     private static readonly Lazy<IReadOnlyList<SchemaScript>> All = new(Load);
 
+    private static readonly Regex Placeholder = new("__(?:SCHEMA|TXKEY|COMMITLOCK|SLEEPCLASS|SLEEPKEY)__", RegexOptions.CultureInvariant);
+
     /// <summary>Every embedded script, ordered by version.</summary>
     public static IReadOnlyList<SchemaScript> Embedded => All.Value;
 
@@ -17,12 +20,20 @@ internal sealed record SchemaScript(int Version, string Name, string Text)
     public static int LatestVersion => Embedded[^1].Version;
 
     /// <summary>The script text with the installation's names substituted.</summary>
-    public string Render(SchemaSettings settings) =>
-        Text.Replace("__SCHEMA__", settings.Schema, StringComparison.Ordinal)
-            .Replace("__TXKEY__", settings.TransactionKey, StringComparison.Ordinal)
-            .Replace("__COMMITLOCK__", settings.CommitLockClass.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal)
-            .Replace("__SLEEPCLASS__", SchemaSettings.AdvisoryLockClass.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal)
-            .Replace("__SLEEPKEY__", settings.DoorbellKey.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal);
+    public string Render(SchemaSettings settings)
+    {
+        var values = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["__SCHEMA__"] = settings.Schema,
+            ["__TXKEY__"] = settings.TransactionKey,
+            ["__COMMITLOCK__"] = settings.CommitLockClass.ToString(CultureInfo.InvariantCulture),
+            ["__SLEEPCLASS__"] = SchemaSettings.AdvisoryLockClass.ToString(CultureInfo.InvariantCulture),
+            ["__SLEEPKEY__"] = settings.DoorbellKey.ToString(CultureInfo.InvariantCulture),
+        };
+
+        // One pass: a value is never searched again, so a schema named like a placeholder stays itself.
+        return Placeholder.Replace(Text, match => values[match.Value]);
+    }
 
     private static List<SchemaScript> Load()
     {
