@@ -50,6 +50,7 @@ public sealed class LagSamplerTests : IDisposable
 
         _time.Advance(Interval);
         (await NextMeasurementAsync()).Should().Be(2);
+        await _time.NextTimerAsync(); // the sample is stored before the next pause starts
         sampler.Last.Should().Be(new LagSample(20, 2));
 
         await _stop.CancelAsync();
@@ -138,6 +139,7 @@ public sealed class LagSamplerTests : IDisposable
 
         _time.Advance(Interval);
         (await NextMeasurementAsync()).Should().Be(3);
+        await _time.NextTimerAsync();
         sampler.Last.Should().Be(new LagSample(3, 3));
 
         await _stop.CancelAsync();
