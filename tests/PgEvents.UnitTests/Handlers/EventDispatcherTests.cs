@@ -42,7 +42,7 @@ public sealed class EventDispatcherTests : IDisposable
     private Recorder Recorder => _services.GetRequiredService<Recorder>();
 
     private EventDispatcher Dispatcher(params HandlerRegistration[] registrations) =>
-        new("orders-sync", new HandlerMap(registrations), _services.GetRequiredService<IServiceScopeFactory>(),
+        new(new PgEventsOptions { ConsumerName = "orders-sync" }, new HandlerMap(registrations), _services.GetRequiredService<IServiceScopeFactory>(),
             new RowDeserializer(RowDeserializer.CreateDefaultOptions()), _metrics, _time);
 
     private const string Row = """{"id": 1, "customer_name": "Ada", "quantity": 2, "state": "Open", "created_at": "2025-01-02T03:04:05Z"}""";
@@ -58,7 +58,7 @@ public sealed class EventDispatcherTests : IDisposable
 
         var committed = await dispatcher.DispatchAsync(
             _neverOpened,
-            Events.Captured(kind: ChangeKind.Update, row: Row, oldRow: OldRow),
+            DeliveryUnit.Of(Events.Captured(kind: ChangeKind.Update, row: Row, oldRow: OldRow)),
             (transaction, _) => { transactions.Add(transaction); return Task.CompletedTask; },
             CancellationToken.None);
 
@@ -75,7 +75,7 @@ public sealed class EventDispatcherTests : IDisposable
         var dispatcher = Dispatcher(HandlerRegistration.Create<Order, OrderHandler>(Orders));
 
         var dispatch = () => dispatcher.DispatchAsync(
-            _neverOpened, Events.Captured(schema: "sales", table: "refunds", position: 40, eventId: 2), (_, _) => Task.CompletedTask, CancellationToken.None);
+            _neverOpened, DeliveryUnit.Of(Events.Captured(schema: "sales", table: "refunds", position: 40, eventId: 2)), (_, _) => Task.CompletedTask, CancellationToken.None);
 
         (await dispatch.Should().ThrowAsync<PgEventsException>())
             .WithMessage("No handler is registered for table \"sales\".\"refunds\" (event at position 40/2)*AddHandler<TRow, THandler>(\"sales.refunds\")*UnmappedTablePolicy*");
@@ -88,7 +88,7 @@ public sealed class EventDispatcherTests : IDisposable
         var dispatcher = Dispatcher(HandlerRegistration.Create<Order, OrderHandler>(Orders));
 
         await dispatcher.DispatchAsync(
-            _neverOpened, Events.Captured(row: Row), (_, _) => { _time.Advance(TimeSpan.FromSeconds(2)); return Task.CompletedTask; }, CancellationToken.None);
+            _neverOpened, DeliveryUnit.Of(Events.Captured(row: Row)), (_, _) => { _time.Advance(TimeSpan.FromSeconds(2)); return Task.CompletedTask; }, CancellationToken.None);
 
         duration.LastMeasurement!.Value.Should().Be(2);
         duration.LastMeasurement.Tags.Should().Contain("pgevents.consumer", "orders-sync");
@@ -103,7 +103,7 @@ public sealed class EventDispatcherTests : IDisposable
             HandlerRegistration.Create<Order, AuditHandler>(Orders));
 
         var dispatch = () => dispatcher.DispatchAsync(
-            _neverOpened, Events.Captured(row: """{"quantity": "lots"}"""), (_, _) => Task.CompletedTask, CancellationToken.None);
+            _neverOpened, DeliveryUnit.Of(Events.Captured(row: """{"quantity": "lots"}""")), (_, _) => Task.CompletedTask, CancellationToken.None);
 
         await dispatch.Should().ThrowAsync<PgEventsException>().WithMessage("*at column 'quantity'*");
         Recorder.Calls.Should().BeEmpty();
@@ -116,8 +116,8 @@ public sealed class EventDispatcherTests : IDisposable
         var dispatcher = Dispatcher(HandlerRegistration.Create<Order, ScopeProbe>(Orders));
         var probes = _services.GetRequiredService<List<ScopeProbe>>();
 
-        await dispatcher.DispatchAsync(_neverOpened, Events.Captured(row: Row), (_, _) => Task.CompletedTask, CancellationToken.None);
-        await dispatcher.DispatchAsync(_neverOpened, Events.Captured(row: Row), (_, _) => Task.CompletedTask, CancellationToken.None);
+        await dispatcher.DispatchAsync(_neverOpened, DeliveryUnit.Of(Events.Captured(row: Row)), (_, _) => Task.CompletedTask, CancellationToken.None);
+        await dispatcher.DispatchAsync(_neverOpened, DeliveryUnit.Of(Events.Captured(row: Row)), (_, _) => Task.CompletedTask, CancellationToken.None);
 
         probes.Should().HaveCount(2).And.OnlyHaveUniqueItems().And.OnlyContain(p => p.IsDisposed);
     }

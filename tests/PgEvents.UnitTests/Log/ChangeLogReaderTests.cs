@@ -56,9 +56,9 @@ public sealed class ChangeLogReaderTests
         var reader = new ChangeLogReader(Settings);
         using var neverOpened = new NpgsqlConnection();
 
-        var read = () => reader.ReadAsync(neverOpened, LogPosition.Start, limit, CancellationToken.None);
+        var read = () => reader.ReadAsync(neverOpened, LogPosition.Start, new ReadLimits(limit, 1024), CancellationToken.None);
 
-        (await read.Should().ThrowAsync<ArgumentOutOfRangeException>()).Which.ParamName.Should().Be("limit");
+        (await read.Should().ThrowAsync<ArgumentOutOfRangeException>()).Which.ParamName.Should().Be("limits.Count");
     }
 
     [Fact]
