@@ -3,13 +3,19 @@ using Npgsql;
 using PgEvents.Benchmarks;
 using PgEvents.Testing;
 
-// dotnet run --project benchmarks/PgEvents.Benchmarks -c Release -- [--quick] [--only write|latency|throughput|scale|rowsize|txsize|logsize]
+// dotnet run --project benchmarks/PgEvents.Benchmarks -c Release -- [--quick] [--only write|latency|throughput|scale|rowsize|txsize|logsize|memory]
 // dotnet run --project benchmarks/PgEvents.Benchmarks -c Release -- --consume "<connection string>" <table>   (used by benchmarks/pgbench)
 var consumeIndex = Array.IndexOf(args, "--consume");
 if (consumeIndex >= 0 && consumeIndex + 2 < args.Length)
 {
     await ConsumeMode.RunAsync(args[consumeIndex + 1], args[consumeIndex + 2]);
-    return;
+    return 0;
+}
+
+var drainIndex = Array.IndexOf(args, "--memory-drain");
+if (drainIndex >= 0 && drainIndex + 2 < args.Length)
+{
+    return await MemoryBenchmark.DrainAsync(args[drainIndex + 1], long.Parse(args[drainIndex + 2], System.Globalization.CultureInfo.InvariantCulture));
 }
 
 var quick = args.Contains("--quick");
@@ -56,9 +62,15 @@ if (only is null or "scale" or "rowsize" or "txsize" or "logsize")
     await ScaleBenchmark.RunAsync(server, report, quick, only is "rowsize" or "txsize" or "logsize" ? only : null);
 }
 
+if (only is "memory")
+{
+    await MemoryBenchmark.RunAsync(server, report);
+}
+
 report.Line($"Total time: {total.Elapsed.TotalMinutes:0.0} min.");
 var fileName = (quick ? "quick" : "latest") + (only is null ? string.Empty : "-" + only) + ".md";
 await report.SaveAsync(Path.Combine(FindBenchmarksDirectory(), "results", fileName));
+return 0;
 
 static string FindBenchmarksDirectory()
 {
