@@ -112,9 +112,12 @@ internal sealed class FailurePolicyRunner(
                         // Find the poison: deliver the batch's events one by one, each under the full
                         // policy, so that only the events that fail alone are dead-lettered.
                         PgEventsLog.BatchIsolating(logger, e, state.Name, unit.ToString(), backoff.Attempts);
-                        foreach (var captured in unit.Events)
+                        for (var i = 0; i < unit.Count; i++)
                         {
-                            await DeliverAsync(connection, DeliveryUnit.Of(captured, unit.EndsTransaction && captured == unit.Last), cancellationToken).ConfigureAwait(false);
+                            // An event ends its transaction when the next one has another position.
+                            var captured = unit.Events[i];
+                            var endsTransaction = i == unit.Count - 1 ? unit.EndsTransaction : unit.Events[i + 1].Position != captured.Position;
+                            await DeliverAsync(connection, DeliveryUnit.Of(captured, endsTransaction), cancellationToken).ConfigureAwait(false);
                         }
 
                         state.Unblock();

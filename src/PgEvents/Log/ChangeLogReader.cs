@@ -48,7 +48,8 @@ internal sealed class ChangeLogReader
                    row_data::text, old_row_data::text, captured_at, committed_at, next_position
               FROM (SELECT r.*,
                            lead(r.position) OVER w AS next_position,
-                           sum(r.stored_bytes) OVER w - r.stored_bytes AS bytes_before
+                           sum(r.stored_bytes) OVER w AS bytes_through,
+                           row_number() OVER w AS n
                       FROM (SELECT t.position, e.event_id, e.xid, e.schema_name, e.table_name, e.operation,
                                    e.row_data, e.old_row_data, e.captured_at, t.committed_at,
                                    coalesce(pg_column_size(e.row_data), 0) + coalesce(pg_column_size(e.old_row_data), 0) AS stored_bytes
@@ -61,7 +62,7 @@ internal sealed class ChangeLogReader
                              ORDER BY t.position, e.event_id
                              LIMIT @limit) AS r
                     WINDOW w AS (ORDER BY r.position, r.event_id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) AS b
-             WHERE bytes_before < @max_bytes
+             WHERE n = 1 OR bytes_through <= @max_bytes
              ORDER BY position, event_id
             """;
         _transactionSql =
@@ -189,9 +190,9 @@ internal sealed class ChangeLogReader
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
             // Stop at the extra row (it only told whether the previous one ends its transaction; it
-            // is read next time), or at a row past the byte bound: the rendered text of compressed
-            // images can exceed what the server estimated. The first row is always kept.
-            if (limit is { } most && (rows.Count == most - 1 || (rows.Count > 0 && textBytes >= maxBytes)))
+            // is read next time), or at a row that would cross the byte bound: the rendered text of
+            // compressed images can exceed what the server estimated. The first row is always kept.
+            if (limit is { } most && rows.Count == most - 1)
             {
                 break;
             }
@@ -207,7 +208,13 @@ internal sealed class ChangeLogReader
                 OldRowJson: reader.IsDBNull(7) ? null : reader.GetString(7),
                 CapturedAt: reader.GetFieldValue<DateTimeOffset>(8),
                 CommittedAt: reader.GetFieldValue<DateTimeOffset>(9));
-            textBytes += (captured.RowJson?.Length ?? 0) + (captured.OldRowJson?.Length ?? 0);
+            var size = (captured.RowJson?.Length ?? 0) + (captured.OldRowJson?.Length ?? 0);
+            if (limit is not null && rows.Count > 0 && textBytes + size > maxBytes)
+            {
+                break;
+            }
+
+            textBytes += size;
             var continues = reader.IsDBNull(10) ? limit is null : reader.GetInt64(10) == captured.Position;
             rows.Add(new LogRow(captured, continues));
         }
