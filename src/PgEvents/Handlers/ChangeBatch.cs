@@ -5,7 +5,8 @@ namespace PgEvents;
 
 /// <summary>
 /// The changes one <see cref="IBatchHandler"/> receives in one call, in delivery order. With
-/// <see cref="BatchBoundary.Transaction"/> a batch never holds part of a source transaction.
+/// <see cref="BatchBoundary.Transaction"/> a batch holds whole source transactions (see
+/// <see cref="EndsAtTransactionBoundary"/> for the exceptions).
 /// </summary>
 public sealed class ChangeBatch : IReadOnlyList<RowChange>
 {
@@ -23,8 +24,10 @@ public sealed class ChangeBatch : IReadOnlyList<RowChange>
     public int Count => _changes.Count;
 
     /// <summary>
-    /// Whether the batch's last change is the last change of its source transaction. Always true with
-    /// <see cref="BatchBoundary.Transaction"/>; otherwise the rest of that transaction comes next.
+    /// Whether the delivered batch ends at the end of a source transaction: nothing more of the
+    /// transaction of its last change follows. True with <see cref="BatchBoundary.Transaction"/>,
+    /// except for the one-change batches that isolate a failing change under
+    /// <see cref="FailurePolicy.DeadLetter"/> and for replayed dead letters.
     /// </summary>
     public bool EndsAtTransactionBoundary { get; }
 
