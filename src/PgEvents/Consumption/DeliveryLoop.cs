@@ -13,6 +13,7 @@ namespace PgEvents;
 /// </summary>
 internal sealed class DeliveryLoop(
     PgEventsOptions options,
+    IReadOnlyCollection<TableName> tables,
     bool batched,
     SchemaSettings settings,
     NpgsqlDataSource sessions,
@@ -76,6 +77,9 @@ internal sealed class DeliveryLoop(
     {
         var reader = new ChangeLogReader(settings, readerLogger, time);
         var doorbell = new Doorbell(settings, time);
+        var lanes = options.DeliveryLanes > 1
+            ? new LaneScheduler(options.DeliveryLanes, await RowKeys.LoadAsync(connection, tables, cancellationToken).ConfigureAwait(false), failurePolicy, progress)
+            : null;
         var readAfterCommitPhase = false;
         var limits = new ReadLimits(
             options.BatchSize, options.MaxBatchBytes, WholeTransactions: batched && options.BatchBoundary == BatchBoundary.Transaction);
@@ -92,7 +96,11 @@ internal sealed class DeliveryLoop(
                 metrics.BatchSize.Record(batch.Events.Count, _consumerTag);
                 try
                 {
-                    if (batched)
+                    if (lanes is not null)
+                    {
+                        await lanes.DeliverAsync(connection, batch.Events, cancellationToken).ConfigureAwait(false);
+                    }
+                    else if (batched)
                     {
                         await failurePolicy.DeliverAsync(connection, new DeliveryUnit(batch.Events, batch.EndsTransaction), cancellationToken).ConfigureAwait(false);
                     }

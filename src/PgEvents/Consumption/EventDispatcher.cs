@@ -51,7 +51,7 @@ internal sealed class EventDispatcher(
         var started = time.GetTimestamp();
         try
         {
-            return await RunHandlersAsync(connection, unit, beforeCommit, cancellationToken).ConfigureAwait(false);
+            return await RunHandlersAsync(connection, unit, beforeCommit, cancellationToken, transactionAvailable: options.DeliveryLanes <= 1).ConfigureAwait(false);
         }
         catch (Exception e)
         {
@@ -72,12 +72,13 @@ internal sealed class EventDispatcher(
         NpgsqlConnection connection,
         DeliveryUnit unit,
         Func<NpgsqlTransaction?, CancellationToken, Task> beforeCommit,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken,
+        bool transactionAvailable = true)
     {
         var scope = scopes.CreateAsyncScope();
         await using (scope.ConfigureAwait(false))
         {
-            var transaction = new EventTransactionScope(connection);
+            var transaction = new EventTransactionScope(connection, transactionAvailable);
             await using (transaction.ConfigureAwait(false))
             {
                 var batches = new List<(HandlerRegistration Handler, List<RowChange> Changes)>();

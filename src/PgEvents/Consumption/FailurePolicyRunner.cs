@@ -10,6 +10,8 @@ namespace PgEvents;
 /// first split into its events, so only the poison is moved) and goes on. Also applies the
 /// unmapped-table policy.
 /// </summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage(
+    "Design", "CA1001", Justification = "The semaphore never allocates a wait handle (only WaitAsync is used), so there is nothing to dispose.")]
 internal sealed class FailurePolicyRunner(
     PgEventsOptions options,
     EventDispatcher dispatcher,
@@ -22,6 +24,11 @@ internal sealed class FailurePolicyRunner(
     ILogger logger)
 {
     private readonly KeyValuePair<string, object?> _consumerTag = new("pgevents.consumer", options.ConsumerName);
+
+    // With lanes, several deliveries share the consumer's connection, which runs one command at a
+    // time, and only the lane scheduler knows how far the cursor may move.
+    private readonly bool _lanes = options.DeliveryLanes > 1;
+    private readonly SemaphoreSlim _connection = new(1, 1);
 
     /// <summary>
     /// Returns once the unit is delivered, skipped or dead-lettered. Throws
@@ -42,7 +49,7 @@ internal sealed class FailurePolicyRunner(
 
         if (unmapped == unit.Count)
         {
-            progress.Advance(unit.Last.LogPosition);
+            Advance(unit.Last.LogPosition, saved: false);
             return;
         }
 
@@ -60,14 +67,7 @@ internal sealed class FailurePolicyRunner(
                         await progress.SaveAsync(connection, unit.Last.LogPosition, transaction, token).ConfigureAwait(false);
                     }
                 }, cancellationToken).ConfigureAwait(false);
-                if (committed)
-                {
-                    progress.AdvanceSaved(unit.Last.LogPosition);
-                }
-                else
-                {
-                    progress.Advance(unit.Last.LogPosition);
-                }
+                Advance(unit.Last.LogPosition, saved: committed);
 
                 if (backoff.Attempts > 0)
                 {
@@ -100,8 +100,12 @@ internal sealed class FailurePolicyRunner(
                 {
                     firstFailure = time.GetUtcNow();
 
-                    // Whatever happens to this unit, what came before it is done.
-                    await progress.SaveAsync(connection, cancellationToken).ConfigureAwait(false);
+                    // Whatever happens to this unit, what came before it is done (with lanes, what
+                    // came before may still be running: the scheduler saves the cursor).
+                    if (!_lanes)
+                    {
+                        await progress.SaveAsync(connection, cancellationToken).ConfigureAwait(false);
+                    }
                 }
 
                 var delay = backoff.Next();
@@ -147,14 +151,27 @@ internal sealed class FailurePolicyRunner(
 
     private async Task DeadLetterAsync(NpgsqlConnection connection, CapturedEvent captured, int attempts, Exception error, CancellationToken cancellationToken)
     {
-        await using (var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false))
+        await _connection.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
         {
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
             await deadLetters.AddAsync(connection, transaction, captured, attempts, FailureClassifier.Describe(error), cancellationToken).ConfigureAwait(false);
-            await progress.SaveAsync(connection, captured.LogPosition, transaction, cancellationToken).ConfigureAwait(false);
+
+            // With lanes the cursor may not pass changes still running on other lanes; the dead
+            // letter is then saved alone (redelivery after a crash only updates it again).
+            if (!_lanes)
+            {
+                await progress.SaveAsync(connection, captured.LogPosition, transaction, cancellationToken).ConfigureAwait(false);
+            }
+
             await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         }
+        finally
+        {
+            _connection.Release();
+        }
 
-        progress.AdvanceSaved(captured.LogPosition);
+        Advance(captured.LogPosition, saved: true);
         state.Unblock();
         PgEventsLog.DeadLettered(logger, error, state.Name, captured.TableName, captured.Position, captured.EventId, attempts);
         metrics.DeadLetters.Add(1, _consumerTag, new("pgevents.table", captured.Table));
@@ -177,10 +194,40 @@ internal sealed class FailurePolicyRunner(
 
             wakeUp.Reset();
             if (await wakeUp.WaitAsync(remaining, time, cancellationToken).ConfigureAwait(false)
-                && await progress.Store.WasResetAsync(connection, cancellationToken).ConfigureAwait(false))
+                && await WasResetAsync(connection, cancellationToken).ConfigureAwait(false))
             {
                 throw new CursorResetException();
             }
+        }
+    }
+
+    private async Task<bool> WasResetAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        await _connection.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await progress.Store.WasResetAsync(connection, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _connection.Release();
+        }
+    }
+
+    private void Advance(LogPosition position, bool saved)
+    {
+        if (_lanes)
+        {
+            return;
+        }
+
+        if (saved)
+        {
+            progress.AdvanceSaved(position);
+        }
+        else
+        {
+            progress.Advance(position);
         }
     }
 }

@@ -67,6 +67,7 @@ internal sealed class PgEventConsumer : IEventConsumer
         _lag = new LagSampler(_status.MeasureLagAsync, _options.LagSampleInterval, time, _logger, _options.ConsumerName);
         var loop = new DeliveryLoop(
             _options,
+            _handlers.Tables,
             _handlers.HasBatchHandlers,
             settings,
             _sessions,

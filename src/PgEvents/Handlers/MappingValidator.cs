@@ -19,6 +19,12 @@ internal sealed class MappingValidator(NpgsqlDataSource dataSource, PgEventsOpti
     public async Task ValidateAsync(CancellationToken cancellationToken)
     {
         var problems = new List<string>();
+        if (options.DeliveryLanes > 1 && handlers.HasBatchHandlers)
+        {
+            problems.Add($"PgEventsOptions.DeliveryLanes is {options.DeliveryLanes}, but batch handlers are registered: a batch is delivered " +
+                "in one call, in order. Use one lane, or row handlers only.");
+        }
+
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         foreach (var table in handlers.Tables)
         {

@@ -57,6 +57,16 @@ public sealed class PgEventsOptions
     /// </summary>
     public BatchBoundary BatchBoundary { get; set; } = BatchBoundary.Change;
 
+    /// <summary>
+    /// Row-handler calls that may run at once, for handlers that wait on slow external systems.
+    /// Changes of the same row (table and primary key) keep their order on one lane; changes of
+    /// different rows run concurrently, so their order across rows is given up. Truncates, updates
+    /// of a primary key and tables without one wait for everything before them. The cursor never
+    /// passes a change that has not completed. Not with batch handlers, and handlers cannot use
+    /// <see cref="RowChange{TRow}.GetTransactionAsync"/>. Default 1 (strict commit order).
+    /// </summary>
+    public int DeliveryLanes { get; set; } = 1;
+
     /// <summary>Delay before the first retry of a failing event. Default 200 ms.</summary>
     public TimeSpan RetryInitialDelay { get; set; } = TimeSpan.FromMilliseconds(200);
 

@@ -52,6 +52,11 @@ internal sealed class PgEventsOptionsValidator : IValidateOptions<PgEventsOption
             failures.Add($"PgEventsOptions.BatchSize must be between 1 and 100000; it is {options.BatchSize}.");
         }
 
+        if (options.DeliveryLanes is < 1 or > 64)
+        {
+            failures.Add($"PgEventsOptions.DeliveryLanes must be between 1 and 64; it is {options.DeliveryLanes}.");
+        }
+
         if (options.MaxBatchBytes < 1024)
         {
             failures.Add($"PgEventsOptions.MaxBatchBytes must be at least 1024; it is {options.MaxBatchBytes}.");
