@@ -77,82 +77,132 @@ internal sealed class DeliveryLoop(
     {
         var reader = new ChangeLogReader(settings, readerLogger, time);
         var doorbell = new Doorbell(settings, time);
-        var lanes = options.DeliveryLanes > 1
-            ? new LaneScheduler(options.DeliveryLanes, await RowKeys.LoadAsync(connection, tables, cancellationToken).ConfigureAwait(false), failurePolicy, progress)
-            : null;
+        var keys = options.DeliveryLanes > 1 ? await RowKeys.LoadAsync(connection, tables, cancellationToken).ConfigureAwait(false) : null;
+        var lanes = StartLanes(connection, keys, cancellationToken);
+
+        // With lanes the log is read ahead of the cursor, which follows the lanes' low watermark.
+        var readFrom = progress.Delivered;
         var readAfterCommitPhase = false;
         var limits = new ReadLimits(
             options.BatchSize, options.MaxBatchBytes, WholeTransactions: batched && options.BatchBoundary == BatchBoundary.Transaction);
-        while (true)
+        try
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            wakeUp.Reset();
-            var batch = await reader.ReadAsync(connection, progress.Delivered, limits, cancellationToken).ConfigureAwait(false);
-            if (batch.Events.Count > 0)
+            while (true)
             {
-                // Busy: writers need not notify (and so do not queue on PostgreSQL's NOTIFY lock).
-                await doorbell.ReleaseAsync(connection, cancellationToken).ConfigureAwait(false);
-                readAfterCommitPhase = false;
-                metrics.BatchSize.Record(batch.Events.Count, _consumerTag);
+                cancellationToken.ThrowIfCancellationRequested();
+                wakeUp.Reset();
+                var batch = await reader.ReadAsync(connection, lanes is null ? progress.Delivered : readFrom, limits, cancellationToken).ConfigureAwait(false);
                 try
                 {
-                    if (lanes is not null)
+                    if (batch.Events.Count > 0)
                     {
-                        await lanes.DeliverAsync(connection, batch.Events, cancellationToken).ConfigureAwait(false);
-                    }
-                    else if (batched)
-                    {
-                        await failurePolicy.DeliverAsync(connection, new DeliveryUnit(batch.Events, batch.EndsTransaction), cancellationToken).ConfigureAwait(false);
-                    }
-                    else
-                    {
-                        foreach (var captured in batch.Events)
-                        {
-                            await failurePolicy.DeliverAsync(connection, DeliveryUnit.Of(captured), cancellationToken).ConfigureAwait(false);
-                        }
+                        // Busy: writers need not notify (and so do not queue on PostgreSQL's NOTIFY lock).
+                        await doorbell.ReleaseAsync(connection, cancellationToken).ConfigureAwait(false);
+                        readAfterCommitPhase = false;
+                        metrics.BatchSize.Record(batch.Events.Count, _consumerTag);
+                        await DeliverAsync(connection, batch, lanes, cancellationToken).ConfigureAwait(false);
+                        readFrom = batch.Events[^1].LogPosition;
+                        await progress.SaveAsync(connection, cancellationToken).ConfigureAwait(false);
+                        continue;
                     }
 
-                    await progress.SaveAsync(connection, cancellationToken).ConfigureAwait(false);
+                    if (lanes is { InFlight: > 0 })
+                    {
+                        // Everything read is on the lanes: save the cursor as they complete, and read
+                        // again soon, since writers do not notify a consumer that is not asleep.
+                        await lanes.WaitForProgressAsync(LaneReadInterval, time, cancellationToken).ConfigureAwait(false);
+                        await progress.SaveAsync(connection, cancellationToken).ConfigureAwait(false);
+                        continue;
+                    }
                 }
                 catch (CursorResetException)
                 {
                     // A replay moved the cursor: continue from where it now points.
-                    reader = await ReloadAfterResetAsync(connection, cancellationToken).ConfigureAwait(false);
+                    (reader, lanes, readFrom) = await RestartAfterResetAsync(connection, lanes, keys, cancellationToken).ConfigureAwait(false);
+                    continue;
                 }
 
-                continue;
-            }
+                // A read found nothing left to deliver: the whole cycle works on this connection.
+                state.ConfirmRunning();
+                if (await progress.Store.WasResetAsync(connection, cancellationToken).ConfigureAwait(false))
+                {
+                    (reader, lanes, readFrom) = await RestartAfterResetAsync(connection, lanes, keys, cancellationToken).ConfigureAwait(false);
+                    continue;
+                }
 
-            // A read found nothing left to deliver: the whole cycle works on this connection.
-            state.ConfirmRunning();
-            if (await progress.Store.WasResetAsync(connection, cancellationToken).ConfigureAwait(false))
-            {
-                reader = await ReloadAfterResetAsync(connection, cancellationToken).ConfigureAwait(false);
-                continue;
-            }
+                if (batch.WaitingOn is not null)
+                {
+                    // The holders of a hole end by committing (which fills it) or by aborting (which
+                    // notifies nobody): wait on their locks, which release the moment they end.
+                    await reader.WaitForPendingHoleAsync(connection, options.PollInterval, cancellationToken).ConfigureAwait(false);
+                    continue;
+                }
 
-            if (batch.WaitingOn is not null)
-            {
-                // The holders of a hole end by committing (which fills it) or by aborting (which
-                // notifies nobody): wait on their locks, which release the moment they end.
-                await reader.WaitForPendingHoleAsync(connection, options.PollInterval, cancellationToken).ConfigureAwait(false);
-                continue;
-            }
+                if (!readAfterCommitPhase)
+                {
+                    // From now on writers notify. One that checked before, or whose notification
+                    // arrived before its commit was visible, is in its commit phase: wait for
+                    // those, then read once more before sleeping.
+                    await doorbell.HoldAsync(connection, options.PollInterval, cancellationToken).ConfigureAwait(false);
+                    readAfterCommitPhase = true;
+                    continue;
+                }
 
-            if (!readAfterCommitPhase)
-            {
-                // From now on writers notify. One that checked before, or whose notification
-                // arrived before its commit was visible, is in its commit phase: wait for
-                // those, then read once more before sleeping.
-                await doorbell.HoldAsync(connection, options.PollInterval, cancellationToken).ConfigureAwait(false);
-                readAfterCommitPhase = true;
-                continue;
+                readAfterCommitPhase = false;
+                var woken = await listener.WaitAsync(wakeUp, options.PollInterval, time, cancellationToken).ConfigureAwait(false);
+                metrics.WakeUps.Add(1, _consumerTag, new("pgevents.wakeup.source", woken ? "notify" : "poll"));
             }
-
-            readAfterCommitPhase = false;
-            var woken = await listener.WaitAsync(wakeUp, options.PollInterval, time, cancellationToken).ConfigureAwait(false);
-            metrics.WakeUps.Add(1, _consumerTag, new("pgevents.wakeup.source", woken ? "notify" : "poll"));
         }
+        finally
+        {
+            if (lanes is not null)
+            {
+                await lanes.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    private TimeSpan LaneReadInterval => options.PollInterval < TimeSpan.FromMilliseconds(50) ? options.PollInterval : TimeSpan.FromMilliseconds(50);
+
+    private LaneScheduler? StartLanes(NpgsqlConnection connection, RowKeys? keys, CancellationToken cancellationToken) =>
+        keys is null
+            ? null
+            : new LaneScheduler(options.DeliveryLanes, Math.Max(1, options.BatchSize / options.DeliveryLanes), keys, failurePolicy, progress, connection, cancellationToken);
+
+    /// <summary>Delivers one read: on the lanes, as one batch unit, or event by event.</summary>
+    private async Task DeliverAsync(NpgsqlConnection connection, ChangeLogBatch batch, LaneScheduler? lanes, CancellationToken cancellationToken)
+    {
+        if (lanes is not null)
+        {
+            foreach (var captured in batch.Events)
+            {
+                await lanes.EnqueueAsync(captured, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        else if (batched)
+        {
+            await failurePolicy.DeliverAsync(connection, new DeliveryUnit(batch.Events, batch.EndsTransaction), cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            foreach (var captured in batch.Events)
+            {
+                await failurePolicy.DeliverAsync(connection, DeliveryUnit.Of(captured), cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task<(ChangeLogReader Reader, LaneScheduler? Lanes, LogPosition ReadFrom)> RestartAfterResetAsync(
+        NpgsqlConnection connection, LaneScheduler? lanes, RowKeys? keys, CancellationToken cancellationToken)
+    {
+        if (lanes is not null)
+        {
+            // Whatever the lanes still hold lies after the old cursor: abandon it, and start over.
+            await lanes.DisposeAsync().ConfigureAwait(false);
+        }
+
+        var reader = await ReloadAfterResetAsync(connection, cancellationToken).ConfigureAwait(false);
+        return (reader, StartLanes(connection, keys, cancellationToken), progress.Delivered);
     }
 
     private async Task<ChangeLogReader> ReloadAfterResetAsync(NpgsqlConnection connection, CancellationToken cancellationToken)

@@ -8,8 +8,8 @@ namespace PgEvents;
 /// </summary>
 internal sealed class DeliveryProgress(CursorStore store, ConsumerState state)
 {
-    // Written only by the delivery loop, but read by status queries on other threads, and a
-    // two-field struct could be read half-updated without the lock.
+    // Written by the delivery loop (and, with lanes, by the lanes as they complete), read by status
+    // queries on other threads; a two-field struct could be read half-updated without the lock.
     private readonly object _lock = new();
     private LogPosition _delivered;
     private LogPosition _saved;
@@ -64,7 +64,12 @@ internal sealed class DeliveryProgress(CursorStore store, ConsumerState state)
         }
 
         await SaveAsync(connection, delivered, transaction: null, cancellationToken).ConfigureAwait(false);
-        Set(delivered, saved: true);
+        lock (_lock)
+        {
+            // Only what was saved: lanes may have moved the delivered position on meanwhile.
+            _saved = delivered;
+        }
+
         state.ConfirmRunning();
     }
 

@@ -10,13 +10,12 @@ namespace PgEvents;
 /// first split into its events, so only the poison is moved) and goes on. Also applies the
 /// unmapped-table policy.
 /// </summary>
-[System.Diagnostics.CodeAnalysis.SuppressMessage(
-    "Design", "CA1001", Justification = "The semaphore never allocates a wait handle (only WaitAsync is used), so there is nothing to dispose.")]
 internal sealed class FailurePolicyRunner(
     PgEventsOptions options,
     EventDispatcher dispatcher,
     DeliveryProgress progress,
     DeadLetterStore deadLetters,
+    NpgsqlDataSource sideConnections,
     ConsumerState state,
     WakeUpSignal wakeUp,
     PgEventsMetrics metrics,
@@ -25,10 +24,10 @@ internal sealed class FailurePolicyRunner(
 {
     private readonly KeyValuePair<string, object?> _consumerTag = new("pgevents.consumer", options.ConsumerName);
 
-    // With lanes, several deliveries share the consumer's connection, which runs one command at a
-    // time, and only the lane scheduler knows how far the cursor may move.
+    // With lanes, deliveries run beside the delivery loop, which keeps reading on the consumer's
+    // connection: their own writes (dead letters) and reads (resets) use pooled connections, and only
+    // the lane scheduler knows how far the cursor may move.
     private readonly bool _lanes = options.DeliveryLanes > 1;
-    private readonly SemaphoreSlim _connection = new(1, 1);
 
     /// <summary>
     /// Returns once the unit is delivered, skipped or dead-lettered. Throws
@@ -151,24 +150,24 @@ internal sealed class FailurePolicyRunner(
 
     private async Task DeadLetterAsync(NpgsqlConnection connection, CapturedEvent captured, int attempts, Exception error, CancellationToken cancellationToken)
     {
-        await _connection.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
+        if (_lanes)
+        {
+            // The cursor may not pass changes still running on other lanes: the dead letter is saved
+            // alone (redelivery after a crash only updates it again).
+            var side = await sideConnections.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await using (side.ConfigureAwait(false))
+            {
+                await using var alone = await side.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+                await deadLetters.AddAsync(side, alone, captured, attempts, FailureClassifier.Describe(error), cancellationToken).ConfigureAwait(false);
+                await alone.CommitAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
+        else
         {
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
             await deadLetters.AddAsync(connection, transaction, captured, attempts, FailureClassifier.Describe(error), cancellationToken).ConfigureAwait(false);
-
-            // With lanes the cursor may not pass changes still running on other lanes; the dead
-            // letter is then saved alone (redelivery after a crash only updates it again).
-            if (!_lanes)
-            {
-                await progress.SaveAsync(connection, captured.LogPosition, transaction, cancellationToken).ConfigureAwait(false);
-            }
-
+            await progress.SaveAsync(connection, captured.LogPosition, transaction, cancellationToken).ConfigureAwait(false);
             await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            _connection.Release();
         }
 
         Advance(captured.LogPosition, saved: true);
@@ -203,14 +202,15 @@ internal sealed class FailurePolicyRunner(
 
     private async Task<bool> WasResetAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
-        await _connection.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
+        if (!_lanes)
         {
             return await progress.Store.WasResetAsync(connection, cancellationToken).ConfigureAwait(false);
         }
-        finally
+
+        var side = await sideConnections.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using (side.ConfigureAwait(false))
         {
-            _connection.Release();
+            return await progress.Store.WasResetAsync(side, cancellationToken).ConfigureAwait(false);
         }
     }
 

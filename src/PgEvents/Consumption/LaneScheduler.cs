@@ -1,91 +1,230 @@
+using System.Threading.Channels;
 using Npgsql;
 
 namespace PgEvents;
 
 /// <summary>
-/// Delivers a read of the log on <see cref="PgEventsOptions.DeliveryLanes"/> concurrent lanes:
-/// changes of the same row (table and primary key) go to the same lane, in order; changes of
-/// different rows run concurrently. A change without a usable key (a truncate, a key update, a table
-/// without a primary key) waits for everything before it and runs alone. The cursor moves past a
-/// stretch only once every lane finished it (a low watermark), so it never passes an unfinished change.
+/// Delivers on <see cref="PgEventsOptions.DeliveryLanes"/> concurrent lanes: changes of the same row
+/// (table and primary key) go to the same lane, in order; changes of different rows run
+/// concurrently, across reads of the log. A change without a usable key (a truncate, a key update, a
+/// table without a primary key) waits until every change before it has completed and runs alone. The
+/// cursor follows the low watermark: it moves past a change only once it and every change before it
+/// completed. One instance lives for one working session of the consumer.
 /// </summary>
-internal sealed class LaneScheduler(int lanes, RowKeys keys, FailurePolicyRunner failurePolicy, DeliveryProgress progress)
+internal sealed class LaneScheduler : IAsyncDisposable
 {
-    public async Task DeliverAsync(NpgsqlConnection connection, IReadOnlyList<CapturedEvent> events, CancellationToken cancellationToken)
+    private readonly RowKeys _keys;
+    private readonly FailurePolicyRunner _failurePolicy;
+    private readonly DeliveryProgress _progress;
+    private readonly NpgsqlConnection _connection;
+    private readonly Channel<CapturedEvent>[] _lanes;
+    private readonly Task[] _workers;
+    private readonly CancellationTokenSource _stop;
+
+    // Dispatched changes in log order with whether each completed: the head's completed prefix is
+    // what the cursor may pass.
+    private readonly LinkedList<(LogPosition Position, bool Done)> _inFlight = new();
+    private readonly Dictionary<LogPosition, LinkedListNode<(LogPosition Position, bool Done)>> _nodes = [];
+    private TaskCompletionSource _progressed = NewSignal();
+    private Exception? _fault;
+
+    public LaneScheduler(
+        int lanes, int capacity, RowKeys keys, FailurePolicyRunner failurePolicy, DeliveryProgress progress, NpgsqlConnection connection, CancellationToken cancellationToken)
     {
-        var queues = new List<CapturedEvent>[lanes];
+        _keys = keys;
+        _failurePolicy = failurePolicy;
+        _progress = progress;
+        _connection = connection;
+        _stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        _lanes = new Channel<CapturedEvent>[lanes];
+        _workers = new Task[lanes];
         for (var i = 0; i < lanes; i++)
         {
-            queues[i] = [];
-        }
-
-        var pending = 0;
-        foreach (var captured in events)
-        {
-            if (keys.KeyOf(captured) is { } key)
-            {
-                queues[Lane(key)].Add(captured);
-                pending++;
-                continue;
-            }
-
-            // A barrier: finish the stretch before it, then run it alone.
-            if (pending > 0)
-            {
-                await RunLanesAsync(connection, queues, cancellationToken).ConfigureAwait(false);
-                pending = 0;
-            }
-
-            await failurePolicy.DeliverAsync(connection, DeliveryUnit.Of(captured), cancellationToken).ConfigureAwait(false);
-            progress.Advance(captured.LogPosition);
-        }
-
-        if (pending > 0)
-        {
-            await RunLanesAsync(connection, queues, cancellationToken).ConfigureAwait(false);
+            _lanes[i] = Channel.CreateBounded<CapturedEvent>(new BoundedChannelOptions(capacity) { SingleReader = true, SingleWriter = true });
+            var lane = _lanes[i];
+            _workers[i] = Task.Run(() => WorkAsync(lane.Reader), CancellationToken.None);
         }
     }
 
-    private int Lane(string key) => (int)((uint)StringComparer.Ordinal.GetHashCode(key) % (uint)lanes);
-
-    private async Task RunLanesAsync(NpgsqlConnection connection, List<CapturedEvent>[] queues, CancellationToken cancellationToken)
+    /// <summary>Changes dispatched and not yet completed.</summary>
+    public int InFlight
     {
-        var last = queues.Where(q => q.Count > 0).Select(q => q[^1]).MaxBy(e => e.LogPosition)!;
-        using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var running = queues.Where(q => q.Count > 0).Select(q => RunLaneAsync(connection, q, failed)).ToArray();
-        try
+        get
         {
-            await Task.WhenAll(running).ConfigureAwait(false);
-        }
-        catch (Exception) when (running.FirstOrDefault(t => t.IsFaulted && t.Exception!.InnerException is not OperationCanceledException) is { } first)
-        {
-            // One lane's failure (a reset, a broken connection) stopped the others: report its cause.
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(first.Exception!.InnerException!);
-        }
-
-        foreach (var queue in queues)
-        {
-            queue.Clear();
-        }
-
-        progress.Advance(last.LogPosition);
-    }
-
-    private async Task RunLaneAsync(NpgsqlConnection connection, List<CapturedEvent> queue, CancellationTokenSource failed)
-    {
-        // Off the caller's synchronous path, so that the lanes really run side by side.
-        await Task.Yield();
-        try
-        {
-            foreach (var captured in queue)
+            lock (_inFlight)
             {
-                await failurePolicy.DeliverAsync(connection, DeliveryUnit.Of(captured), failed.Token).ConfigureAwait(false);
+                return _inFlight.Count;
             }
         }
-        catch
+    }
+
+    /// <summary>
+    /// Hands <paramref name="captured"/> to its lane, waiting while the lane is full; a keyless change
+    /// is delivered here, once everything before it completed. Throws what stopped a lane.
+    /// </summary>
+    public async Task EnqueueAsync(CapturedEvent captured, CancellationToken cancellationToken)
+    {
+        ThrowIfFaulted();
+        if (_keys.KeyOf(captured) is not { } key)
         {
-            await failed.CancelAsync().ConfigureAwait(false);
+            await DrainAsync(cancellationToken).ConfigureAwait(false);
+            await _failurePolicy.DeliverAsync(_connection, DeliveryUnit.Of(captured), cancellationToken).ConfigureAwait(false);
+            _progress.Advance(captured.LogPosition);
+            return;
+        }
+
+        lock (_inFlight)
+        {
+            _nodes[captured.LogPosition] = _inFlight.AddLast((captured.LogPosition, false));
+        }
+
+        using var stopOrCancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stop.Token);
+        try
+        {
+            await _lanes[Lane(key)].Writer.WriteAsync(captured, stopOrCancel.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            ThrowIfFaulted();
             throw;
+        }
+    }
+
+    /// <summary>Waits until a change completes (or the timeout passes); throws what stopped a lane.</summary>
+    public async Task WaitForProgressAsync(TimeSpan timeout, TimeProvider time, CancellationToken cancellationToken)
+    {
+        ThrowIfFaulted();
+        Task signal;
+        lock (_inFlight)
+        {
+            if (_inFlight.Count == 0)
+            {
+                return;
+            }
+
+            signal = _progressed.Task;
+        }
+
+        try
+        {
+            await signal.WaitAsync(timeout, time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // Nothing completed yet: the caller reads the log again meanwhile.
+        }
+
+        ThrowIfFaulted();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var lane in _lanes)
+        {
+            lane.Writer.TryComplete();
+        }
+
+        await _stop.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await Task.WhenAll(_workers).ConfigureAwait(false);
+        }
+        catch (Exception) when (_workers.All(w => w.IsCompleted))
+        {
+            // Their failures were recorded and reported through EnqueueAsync or WaitForProgressAsync.
+        }
+
+        _stop.Dispose();
+    }
+
+    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private int Lane(string key) => (int)((uint)StringComparer.Ordinal.GetHashCode(key) % (uint)_lanes.Length);
+
+    private async Task DrainAsync(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            ThrowIfFaulted();
+            Task signal;
+            lock (_inFlight)
+            {
+                if (_inFlight.Count == 0)
+                {
+                    return;
+                }
+
+                signal = _progressed.Task;
+            }
+
+            await signal.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task WorkAsync(ChannelReader<CapturedEvent> lane)
+    {
+        try
+        {
+            await foreach (var captured in lane.ReadAllAsync(_stop.Token).ConfigureAwait(false))
+            {
+                await _failurePolicy.DeliverAsync(_connection, DeliveryUnit.Of(captured), _stop.Token).ConfigureAwait(false);
+                Complete(captured.LogPosition);
+            }
+        }
+        catch (Exception e)
+        {
+            if (!_stop.IsCancellationRequested || e is not OperationCanceledException)
+            {
+                // The first failure (a reset, a broken connection) stops every lane; the loop reports it.
+                Interlocked.CompareExchange(ref _fault, e, null);
+            }
+
+            await _stop.CancelAsync().ConfigureAwait(false);
+            Signal();
+        }
+    }
+
+    private void Complete(LogPosition position)
+    {
+        lock (_inFlight)
+        {
+            var node = _nodes[position];
+            _nodes.Remove(position);
+            node.Value = (position, true);
+            LogPosition? passed = null;
+            while (_inFlight.First is { Value.Done: true } head)
+            {
+                passed = head.Value.Position;
+                _inFlight.RemoveFirst();
+            }
+
+            // Inside the lock: two lanes completing at once must not move the cursor back.
+            if (passed is { } watermark)
+            {
+                _progress.Advance(watermark);
+            }
+        }
+
+        Signal();
+    }
+
+    private void Signal()
+    {
+        TaskCompletionSource signal;
+        lock (_inFlight)
+        {
+            signal = _progressed;
+            _progressed = NewSignal();
+        }
+
+        signal.TrySetResult();
+    }
+
+    private void ThrowIfFaulted()
+    {
+        if (Volatile.Read(ref _fault) is { } fault)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(fault);
         }
     }
 }

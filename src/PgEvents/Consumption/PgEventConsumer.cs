@@ -73,7 +73,7 @@ internal sealed class PgEventConsumer : IEventConsumer
             _sessions,
             new ConsumerLease(settings, _options, _state, time, _logger),
             _progress,
-            new FailurePolicyRunner(_options, dispatcher, _progress, deadLetters, _state, wakeUp, metrics, time, _logger),
+            new FailurePolicyRunner(_options, dispatcher, _progress, deadLetters, dataSource.DataSource, _state, wakeUp, metrics, time, _logger),
             _state,
             wakeUp,
             _lag,

@@ -119,9 +119,9 @@ public sealed class DeliveryLaneTests(DatabaseFixture db) : IClassFixture<Databa
         await log.HeldEntered.Task.WaitAsync(Wait);
         var position = await db.ScalarAsync<long>("SELECT max(position) FROM log_lanes_order.transactions");
 
-        // Other rows are delivered while row 1's change is still in its handler (those hashed to
-        // row 1's lane wait behind it).
-        await log.OtherRanMeanwhile.Task.WaitAsync(Wait);
+        // Other rows are delivered while row 1's change has not completed (those hashed to row 1's
+        // lane wait behind it).
+        await Eventually.UntilAsync(() => log.Calls.Any(c => c.Id != 1), "other rows are delivered while row 1 is held");
         log.Calls.Should().NotContain(c => c.Id == 1);
         (await host.Consumer.GetStatusAsync()).CursorPosition.Should().BeLessThan(position, "the cursor never passes the change still in its handler");
 
@@ -140,6 +140,31 @@ public sealed class DeliveryLaneTests(DatabaseFixture db) : IClassFixture<Databa
         log.MaxInFlight.Should().BeGreaterThan(1);
         await Eventually.UntilAsync(
             () => host.Consumer.GetStatusAsync(), s => s.CursorPosition == s.HeadPosition && s.LagEvents == 0, "the cursor reaches the head once every lane finished");
+    }
+
+    [Fact]
+    public async Task Rows_committed_after_a_held_row_run_past_it_across_reads_while_the_cursor_stays_before_it()
+    {
+        var log = new LaneLog { HoldId = 1 };
+        await using var host = await (await CreateAsync<LaneHandler>("lanes_ahead", log)).StartAsync();
+
+        await db.ExecuteAsync("INSERT INTO lanes_ahead VALUES (1, 1)");
+        await log.HeldEntered.Task.WaitAsync(Wait);
+        var held = await db.ScalarAsync<long>("SELECT max(position) FROM log_lanes_ahead.transactions");
+        for (var id = 2; id <= 20; id++)
+        {
+            await db.ExecuteAsync($"INSERT INTO lanes_ahead VALUES ({id}, 1)");
+        }
+
+        // Later transactions, read after the held one, are delivered on the other lanes meanwhile.
+        await log.OtherRanMeanwhile.Task.WaitAsync(Wait);
+        var status = await host.Consumer.GetStatusAsync();
+        status.CursorPosition.Should().BeLessThan(held, "the cursor stays before the change still in its handler");
+
+        log.Release.SetResult();
+        await Eventually.UntilAsync(() => log.Calls.Count == 20, "everything is delivered once row 1 is released");
+        await Eventually.UntilAsync(
+            () => host.Consumer.GetStatusAsync(), s => s.CursorPosition == s.HeadPosition && s.LagEvents == 0, "the cursor reaches the head");
     }
 
     [Fact]
