@@ -68,9 +68,11 @@ internal sealed class FailurePolicyRunner(
                 }, cancellationToken).ConfigureAwait(false);
                 Advance(unit.Last.LogPosition, saved: committed);
 
+                // Also when the failures were on an earlier connection: after a reconnect the event
+                // starts over at its first attempt, and what blocked it is over either way.
+                state.Unblock();
                 if (backoff.Attempts > 0)
                 {
-                    state.Unblock();
                     PgEventsLog.DeliveryRecovered(logger, state.Name, unit.First.TableName, unit.First.Position, unit.First.EventId, backoff.Attempts);
                 }
 
