@@ -49,6 +49,16 @@ internal sealed class ConsumerState(string name, TimeProvider time, ILogger logg
 
     public void Unblock() => _blocked = null;
 
+    /// <summary>Clears the blocked mark only if it names this event (lanes block independently).</summary>
+    public void UnblockIf(long position, long eventId)
+    {
+        var blocked = _blocked;
+        if (blocked is not null && blocked.Position == position && blocked.EventId == eventId)
+        {
+            Interlocked.CompareExchange(ref _blocked, null, blocked);
+        }
+    }
+
     /// <summary>
     /// Notes that this connection got through a full cycle (a saved cursor, or a read that found
     /// nothing left): a fault is over, and the reconnect backoff starts over after the next failure.

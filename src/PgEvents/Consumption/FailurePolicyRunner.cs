@@ -69,8 +69,16 @@ internal sealed class FailurePolicyRunner(
                 Advance(unit.Last.LogPosition, saved: committed);
 
                 // Also when the failures were on an earlier connection: after a reconnect the event
-                // starts over at its first attempt, and what blocked it is over either way.
-                state.Unblock();
+                // starts over at its first attempt, and what blocked it is over either way. With
+                // lanes, another lane's event may still be blocked: clear only this one's mark.
+                if (_lanes)
+                {
+                    state.UnblockIf(unit.First.Position, unit.First.EventId);
+                }
+                else
+                {
+                    state.Unblock();
+                }
                 if (backoff.Attempts > 0)
                 {
                     PgEventsLog.DeliveryRecovered(logger, state.Name, unit.First.TableName, unit.First.Position, unit.First.EventId, backoff.Attempts);
@@ -173,7 +181,7 @@ internal sealed class FailurePolicyRunner(
         }
 
         Advance(captured.LogPosition, saved: true);
-        state.Unblock();
+        state.UnblockIf(captured.Position, captured.EventId);
         PgEventsLog.DeadLettered(logger, error, state.Name, captured.TableName, captured.Position, captured.EventId, attempts);
         metrics.DeadLetters.Add(1, _consumerTag, new("pgevents.table", captured.Table));
     }
