@@ -101,6 +101,8 @@ internal sealed class CountingHandler : IRowHandler<BenchRow>
 
     public static void Reset() => Interlocked.Exchange(ref _count, 0);
 
+    public static void Add(long count) => Interlocked.Add(ref _count, count);
+
     public Task HandleAsync(RowChange<BenchRow> change, CancellationToken cancellationToken)
     {
         Interlocked.Increment(ref _count);
