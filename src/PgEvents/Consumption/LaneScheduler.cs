@@ -20,6 +20,7 @@ internal sealed class LaneScheduler : IAsyncDisposable
     private readonly Channel<CapturedEvent>[] _lanes;
     private readonly Task[] _workers;
     private readonly CancellationTokenSource _stop;
+    private readonly int _maxInFlight;
 
     // Dispatched changes in log order with whether each completed: the head's completed prefix is
     // what the cursor may pass.
@@ -36,6 +37,7 @@ internal sealed class LaneScheduler : IAsyncDisposable
         _progress = progress;
         _connection = connection;
         _stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        _maxInFlight = lanes * capacity;
         _lanes = new Channel<CapturedEvent>[lanes];
         _workers = new Task[lanes];
         for (var i = 0; i < lanes; i++)
@@ -73,14 +75,29 @@ internal sealed class LaneScheduler : IAsyncDisposable
             return;
         }
 
-        lock (_inFlight)
-        {
-            _nodes[captured.LogPosition] = _inFlight.AddLast((captured.LogPosition, false));
-        }
-
         using var stopOrCancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stop.Token);
         try
         {
+            // Bounded read-ahead: what the cursor has not passed (completed or not, behind an
+            // unfinished change) stays within the lanes' capacity, however far other lanes got.
+            while (true)
+            {
+                Task signal;
+                lock (_inFlight)
+                {
+                    if (_inFlight.Count < _maxInFlight)
+                    {
+                        _nodes[captured.LogPosition] = _inFlight.AddLast((captured.LogPosition, false));
+                        break;
+                    }
+
+                    signal = _progressed.Task;
+                }
+
+                await signal.WaitAsync(stopOrCancel.Token).ConfigureAwait(false);
+                ThrowIfFaulted();
+            }
+
             await _lanes[Lane(key)].Writer.WriteAsync(captured, stopOrCancel.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
