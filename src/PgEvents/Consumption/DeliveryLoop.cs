@@ -111,6 +111,13 @@ internal sealed class DeliveryLoop(
                         // Everything read is on the lanes: save the cursor as they complete, and read
                         // again soon, since writers do not notify a consumer that is not asleep.
                         await lanes.WaitForProgressAsync(LaneReadInterval, time, cancellationToken).ConfigureAwait(false);
+                        if (!progress.HasUnsaved && await progress.Store.WasResetAsync(connection, cancellationToken).ConfigureAwait(false))
+                        {
+                            // Nothing moved (a lane may be stuck on a failing change) and an operator
+                            // moved the cursor: a lane's retry wait may have missed the notification.
+                            throw new CursorResetException();
+                        }
+
                         await progress.SaveAsync(connection, cancellationToken).ConfigureAwait(false);
                         continue;
                     }
