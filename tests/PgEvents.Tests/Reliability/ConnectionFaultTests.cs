@@ -1,5 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
 using System.Diagnostics.Metrics;
+using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using PgEvents.Tests.Consumption;
 using PgEvents.Tests.Infrastructure;
 
@@ -11,33 +12,12 @@ public sealed class ConnectionFaultTests(DatabaseFixture db) : IClassFixture<Dat
     public async Task Killing_the_consumer_connections_mid_stream_loses_nothing_and_the_consumer_reconnects_alone()
     {
         await db.ExecuteAsync("CREATE TABLE killed_items (id bigint PRIMARY KEY, label text NOT NULL)");
-        var reconnects = 0L;
-        using var meters = new MeterListener
-        {
-            InstrumentPublished = (instrument, listener) =>
-            {
-                if (instrument.Meter.Name == "PgEvents" && instrument.Name == "pgevents.reconnects")
-                {
-                    listener.EnableMeasurementEvents(instrument);
-                }
-            },
-        };
-        meters.SetMeasurementEventCallback<long>((_, value, tags, _) =>
-        {
-            foreach (var tag in tags)
-            {
-                if (tag.Key == "pgevents.consumer" && Equals(tag.Value, "killed"))
-                {
-                    Interlocked.Add(ref reconnects, value);
-                }
-            }
-        });
-        meters.Start();
-
         var app = "killed-consumer";
-        await using var host = await ConsumerHost.Create(FaultHelpers.WithApplicationName(db.ConnectionString, app),
+        await using var host = ConsumerHost.Create(FaultHelpers.WithApplicationName(db.ConnectionString, app),
             b => b.AddHandler<Item, RecordingHandler<Item>>("killed_items"),
-            o => { o.ConsumerName = "killed"; o.ReconnectDelay = TimeSpan.FromMilliseconds(20); o.BatchSize = 50; }).StartAsync();
+            o => { o.ConsumerName = "killed"; o.ReconnectDelay = TimeSpan.FromMilliseconds(20); o.BatchSize = 50; });
+        using var reconnects = new MetricCollector<long>(host.Services.GetRequiredService<IMeterFactory>(), "PgEvents", "pgevents.reconnects");
+        await host.StartAsync();
         var writer = new SequentialWriter(db.ConnectionString, "killed_items");
 
         var writing = writer.WriteAsync(1, 1500, retry: false);
@@ -51,7 +31,7 @@ public sealed class ConnectionFaultTests(DatabaseFixture db) : IClassFixture<Dat
         await writing;
         await host.Sink.WaitForCountAsync(1500);
         kills.Should().BeGreaterThan(0);
-        Interlocked.Read(ref reconnects).Should().BeGreaterThan(0, "the consumer must have noticed and reconnected");
+        reconnects.GetMeasurementSnapshot().Sum(m => m.Value).Should().BeGreaterThan(0, "the consumer must have noticed and reconnected");
 
         await FaultHelpers.WaitForIdAsync(host.Sink, 1500);
         FaultHelpers.ShouldBeCompleteAndOrdered(FaultHelpers.Ids(host.Sink), writer.Committed);
