@@ -11,6 +11,7 @@ public sealed class TableNameTests
     [InlineData("\"quoted\".plain", "quoted", "plain")]
     [InlineData("plain.\"a.b\"", "plain", "a.b")]
     [InlineData("\"we\"\"ird\"", "public", "we\"ird")]
+    [InlineData("\"say \"\"hi\"\"\".t", "say \"hi\"", "t")]
     [InlineData("weird\"name", "public", "weird\"name")]
     public void Parse_takes_parts_literally_and_unquotes_quoted_parts(string text, string schema, string name)
     {
