@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
@@ -38,30 +37,14 @@ internal static class CatchUpBenchmark
 
         await WriteBacklogAsync(connectionString, events, tables, payloadBytes, rowsPerTransaction);
 
-        var recorder = new LatencyRecorder();
         var services = new ServiceCollection();
-        services.AddSingleton(recorder);
         var builder = services.AddPgEvents(o => { o.ConnectionString = connectionString; o.ConsumerName = "catchup"; o.RetentionAge = null; });
         for (var t = 0; t < tables; t++)
         {
             builder.AddHandler<BenchRow, CountingHandler>(Table(t));
         }
 
-        await using var provider = services.BuildServiceProvider();
-        var consumer = provider.GetRequiredService<IEventConsumer>();
-        await consumer.InstallAsync();
-        using var stop = new CancellationTokenSource();
-        var watch = Stopwatch.StartNew();
-        var run = Task.Run(() => consumer.RunAsync(stop.Token));
-        while (CountingHandler.Count < events)
-        {
-            await Task.Delay(5);
-        }
-
-        var seconds = watch.Elapsed.TotalSeconds;
-        await stop.CancelAsync();
-        await run;
-        CountingHandler.Reset();
+        var (seconds, _) = await ConsumerDrain.RunAsync(services, events);
         await server.DropDatabaseAsync(connectionString);
         return (seconds, events / seconds);
     }

@@ -58,24 +58,11 @@ internal static class MemoryBenchmark
             o.MaxBatchBytes = maxBytes;
         });
         builder.AddHandler<BenchRow, CountingHandler>(CatchUpBenchmark.Table(0));
-        await using var provider = services.BuildServiceProvider();
-        var consumer = provider.GetRequiredService<IEventConsumer>();
-        await consumer.InstallAsync();
-        using var stop = new CancellationTokenSource();
-        var watch = Stopwatch.StartNew();
-        var run = Task.Run(() => consumer.RunAsync(stop.Token));
-        while (CountingHandler.Count < Rows && !run.IsCompleted)
-        {
-            await Task.Delay(5);
-        }
-
-        var seconds = watch.Elapsed.TotalSeconds;
-        await stop.CancelAsync();
-        await run;
+        var (seconds, delivered) = await ConsumerDrain.RunAsync(services, Rows);
         using var self = Process.GetCurrentProcess();
         self.Refresh();
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"DRAINED {CountingHandler.Count} {self.PeakWorkingSet64} {seconds:0.0}"));
-        return CountingHandler.Count == Rows ? 0 : 1;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"DRAINED {delivered} {self.PeakWorkingSet64} {seconds:0.0}"));
+        return delivered == Rows ? 0 : 1;
     }
 
     private static async Task<(string Outcome, long? PeakBytes, string Seconds)> RunChildAsync(string connectionString, long maxBytes, int heapMiB)

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
@@ -67,7 +66,7 @@ internal static class ReplicaBenchmark
             builder.AddHandler<BenchRow, ReplicaRowHandler>(CatchUpBenchmark.Table(0));
         }
 
-        var seconds = await DrainAsync(services, events);
+        var (seconds, _) = await ConsumerDrain.RunAsync(services, events);
         await server.DropDatabaseAsync(source);
         await server.DropDatabaseAsync(replica);
         return (events, seconds, events / seconds);
@@ -81,30 +80,9 @@ internal static class ReplicaBenchmark
         var services = new ServiceCollection();
         services.AddPgEvents(o => { o.ConnectionString = source; o.ConsumerName = "lanes"; o.RetentionAge = null; o.DeliveryLanes = lanes; })
             .AddHandler<BenchRow, SlowHandler>(CatchUpBenchmark.Table(0));
-        var seconds = await DrainAsync(services, events);
+        var (seconds, _) = await ConsumerDrain.RunAsync(services, events);
         await server.DropDatabaseAsync(source);
         return (events, seconds, events / seconds);
-    }
-
-    private static async Task<double> DrainAsync(ServiceCollection services, int events)
-    {
-        CountingHandler.Reset();
-        await using var provider = services.BuildServiceProvider();
-        var consumer = provider.GetRequiredService<IEventConsumer>();
-        await consumer.InstallAsync();
-        using var stop = new CancellationTokenSource();
-        var watch = Stopwatch.StartNew();
-        var run = Task.Run(() => consumer.RunAsync(stop.Token));
-        while (CountingHandler.Count < events && !run.IsCompleted)
-        {
-            await Task.Delay(5);
-        }
-
-        var seconds = watch.Elapsed.TotalSeconds;
-        await stop.CancelAsync();
-        await run;
-        CountingHandler.Reset();
-        return seconds;
     }
 }
 
