@@ -93,3 +93,19 @@ require_captured() {
   [ "$captured" -gt 0 ] || { echo "$1 captured no committed events" >&2; exit 1; }
   echo "$1: $captured committed events captured" >&2
 }
+
+# start_consumer DB: builds the benchmark driver and runs a PgEvents consumer (no-op handler) on DB
+# in the background, as in production; sets CONSUMER to its pid and waits until it consumes.
+start_consumer() {
+  dotnet build benchmarks/PgEvents.Benchmarks -c Release -o "$DIR/consumer" >/dev/null
+  dotnet "$DIR/consumer/PgEvents.Benchmarks.dll" --consume "Host=$DIR;Port=$PORT;Username=postgres;Database=$1" bench > "$DIR/consumer.log" 2>&1 &
+  CONSUMER=$!
+  BACKGROUND_PIDS+=($CONSUMER)
+  for _ in $(seq 1 300); do grep -q consuming "$DIR/consumer.log" 2>/dev/null && break; sleep 0.1; done
+  grep -q consuming "$DIR/consumer.log" || { echo "the consumer did not start:" >&2; cat "$DIR/consumer.log" >&2; exit 1; }
+}
+
+# require_consumer_alive: a dead consumer would make the consumed design look cheap.
+require_consumer_alive() {
+  kill -0 "$CONSUMER" 2>/dev/null || { echo "the consumer died:" >&2; cat "$DIR/consumer.log" >&2; exit 1; }
+}

@@ -13,21 +13,16 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source benchmarks/pgbench/common.sh
 
-dotnet build benchmarks/PgEvents.Benchmarks -c Release -o "$DIR/consumer" >/dev/null
 make_db plain
 make_db idle "$LATEST_VERSION"
 make_db consumed "$LATEST_VERSION"
 
-dotnet "$DIR/consumer/PgEvents.Benchmarks.dll" --consume "Host=$DIR;Port=$PORT;Username=postgres;Database=consumed" bench > "$DIR/consumer.log" 2>&1 &
-CONSUMER=$!
-BACKGROUND_PIDS+=($CONSUMER)
-for _ in $(seq 1 300); do grep -q consuming "$DIR/consumer.log" 2>/dev/null && break; sleep 0.1; done
-grep -q consuming "$DIR/consumer.log" || { echo "the consumer did not start:" >&2; cat "$DIR/consumer.log" >&2; exit 1; }
+start_consumer consumed
 
 run_rounds plain idle consumed
 require_captured idle
 require_captured consumed
-kill -0 "$CONSUMER" 2>/dev/null || { echo "the consumer died:" >&2; cat "$DIR/consumer.log" >&2; exit 1; }
+require_consumer_alive
 lag=$("${PSQL[@]}" -d consumed -c "SELECT (SELECT max(position) FROM pgevents.transactions) - position FROM pgevents.consumers WHERE name = 'pgbench'")
 
 echo "pgbench, $(date -u +%F' '%H:%M) UTC, $(nproc) cores, PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), fsync=on, synchronous_commit=on, schema version $LATEST_VERSION, ${SECONDS_PER_CELL} s per cell, $ROUNDS rotated rounds; the consumer of 'consumed' ended $lag transactions behind."

@@ -15,23 +15,17 @@ cd "$(dirname "$0")/../.."
 EXTRA_SERVER_OPTIONS="-c wal_level=logical -c max_replication_slots=4 -c max_wal_senders=4"
 source benchmarks/pgbench/common.sh
 
-dotnet build benchmarks/PgEvents.Benchmarks -c Release -o "$DIR/consumer" >/dev/null
 make_db plain
 make_db pgevents "$LATEST_VERSION"
 make_db slot
 "$PGBIN/pg_recvlogical" -h "$DIR" -p "$PORT" -U postgres -d slot --slot bench --create-slot -P test_decoding
 "$PGBIN/pg_recvlogical" -h "$DIR" -p "$PORT" -U postgres -d slot --slot bench --start -f /dev/null &
 BACKGROUND_PIDS+=($!)
-dotnet "$DIR/consumer/PgEvents.Benchmarks.dll" --consume "Host=$DIR;Port=$PORT;Username=postgres;Database=pgevents" bench > "$DIR/consumer.log" 2>&1 &
-CONSUMER=$!
-BACKGROUND_PIDS+=($CONSUMER)
-for _ in $(seq 1 300); do grep -q consuming "$DIR/consumer.log" 2>/dev/null && break; sleep 0.1; done
-grep -q consuming "$DIR/consumer.log" || { echo "the consumer did not start:" >&2; cat "$DIR/consumer.log" >&2; exit 1; }
+start_consumer pgevents
 
 run_rounds plain pgevents slot
 require_captured pgevents
-# A dead consumer would make PgEvents look cheap.
-kill -0 "$CONSUMER" 2>/dev/null || { echo "the consumer died:" >&2; cat "$DIR/consumer.log" >&2; exit 1; }
+require_consumer_alive
 lag=$("${PSQL[@]}" -d pgevents -c "SELECT (SELECT max(position) FROM pgevents.transactions) - position FROM pgevents.consumers WHERE name = 'pgbench'")
 echo "consumer lag at the end: $lag transactions" >&2
 
