@@ -111,15 +111,9 @@ internal sealed class LaneScheduler : IAsyncDisposable
     public async Task WaitForProgressAsync(TimeSpan timeout, TimeProvider time, CancellationToken cancellationToken)
     {
         ThrowIfFaulted();
-        Task signal;
-        lock (_inFlight)
+        if (NextProgress() is not { } signal)
         {
-            if (_inFlight.Count == 0)
-            {
-                return;
-            }
-
-            signal = _progressed.Task;
+            return;
         }
 
         try
@@ -160,21 +154,20 @@ internal sealed class LaneScheduler : IAsyncDisposable
 
     private async Task DrainAsync(CancellationToken cancellationToken)
     {
-        while (true)
+        ThrowIfFaulted();
+        while (NextProgress() is { } signal)
         {
-            ThrowIfFaulted();
-            Task signal;
-            lock (_inFlight)
-            {
-                if (_inFlight.Count == 0)
-                {
-                    return;
-                }
-
-                signal = _progressed.Task;
-            }
-
             await signal.WaitAsync(cancellationToken).ConfigureAwait(false);
+            ThrowIfFaulted();
+        }
+    }
+
+    /// <summary>Completes at the next completion (or lane failure); null when nothing is in flight.</summary>
+    private Task? NextProgress()
+    {
+        lock (_inFlight)
+        {
+            return _inFlight.Count == 0 ? null : _progressed.Task;
         }
     }
 
