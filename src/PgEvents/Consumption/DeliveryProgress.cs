@@ -57,10 +57,16 @@ internal sealed class DeliveryProgress(CursorStore store, ConsumerState state)
     /// <summary>Saves what was delivered; throws <see cref="CursorResetException"/> when a reset moved the cursor meanwhile.</summary>
     public async Task SaveAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
-        var delivered = Delivered;
-        if (!HasUnsaved)
+        LogPosition delivered;
+        lock (_lock)
         {
-            return;
+            // One look at both: lanes may move the delivered position between two.
+            if (_delivered == _saved)
+            {
+                return;
+            }
+
+            delivered = _delivered;
         }
 
         await SaveAsync(connection, delivered, transaction: null, cancellationToken).ConfigureAwait(false);
