@@ -11,31 +11,13 @@ namespace PgEvents.Tests.Adversarial;
 /// </summary>
 public sealed class CaptureSecondPassUpgradeTests(DatabaseFixture db) : IClassFixture<DatabaseFixture>
 {
-    private async Task<PgEventsSchema> InstallVersion5Async(string schemaName)
-    {
-        var settings = new SchemaSettings(schemaName, PgEventsSchemaOptions.DefaultNotificationChannel);
-        await db.ExecuteAsync(
-            $"CREATE SCHEMA {settings.Schema}; CREATE TABLE {settings.Qualify("schema_version")} " +
-            "(version integer PRIMARY KEY, script text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())");
-        foreach (var script in SchemaScript.Embedded.Where(s => s.Version <= 5))
-        {
-            await db.ExecuteAsync(script.Render(settings));
-            await db.ExecuteAsync($"INSERT INTO {settings.Qualify("schema_version")} (version, script) VALUES (@v, @s)", ("v", script.Version), ("s", script.Name));
-        }
-
-        await db.ExecuteAsync(
-            $"INSERT INTO {settings.Qualify("settings")} (schema_name, channel, trigger_prefix) VALUES (@schema, @channel, @prefix)",
-            ("schema", schemaName), ("channel", settings.NotificationChannel), ("prefix", settings.TriggerPrefix));
-        return new PgEventsSchema(db.DataSource, new PgEventsSchemaOptions { SchemaName = schemaName });
-    }
-
     [Fact]
     public async Task A_database_whose_version_5_tracked_both_parents_of_a_multiply_inheriting_child_upgrades()
     {
         // Version 5 captured no children, so tracking both parents was fine. Version 6's upgrade
         // tracks each again and track_table raises 55000 for the second parent: the whole upgrade
         // fails with a PostgresException and no consumer can start.
-        var schema = await InstallVersion5Async("up_multi");
+        var schema = await db.InstallAsOfVersionAsync(5, "up_multi");
         await db.ExecuteAsync(
             """
             CREATE TABLE um_named (id int PRIMARY KEY, name text);
@@ -55,7 +37,7 @@ public sealed class CaptureSecondPassUpgradeTests(DatabaseFixture db) : IClassFi
     [Fact]
     public async Task A_version_5_transaction_open_across_the_upgrade_commits()
     {
-        var schema = await InstallVersion5Async("up_open");
+        var schema = await db.InstallAsOfVersionAsync(5, "up_open");
         await db.ExecuteAsync(
             """
             CREATE TABLE uo_orders (id int PRIMARY KEY, label text);
@@ -97,7 +79,7 @@ public sealed class CaptureSecondPassUpgradeTests(DatabaseFixture db) : IClassFi
     [Fact]
     public async Task Partitioned_and_oddly_named_tables_tracked_by_version_5_are_fully_captured_after_the_upgrade()
     {
-        var schema = await InstallVersion5Async("up_odd");
+        var schema = await db.InstallAsOfVersionAsync(5, "up_odd");
         await db.ExecuteAsync(
             """
             CREATE SCHEMA "My Schema";

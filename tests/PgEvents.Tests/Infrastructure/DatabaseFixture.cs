@@ -85,4 +85,27 @@ public sealed class DatabaseFixture : IAsyncLifetime
         await schema.InstallAsync();
         return schema;
     }
+
+    /// <summary>
+    /// Installs schema versions 1 to <paramref name="version"/> exactly as that release's installer
+    /// did (scripts, version rows, settings row), for upgrade tests; returns the schema for the
+    /// current installer to upgrade.
+    /// </summary>
+    public async Task<PgEventsSchema> InstallAsOfVersionAsync(int version, string? schemaName = null)
+    {
+        var settings = new SchemaSettings(schemaName ?? PgEventsSchemaOptions.DefaultSchemaName, PgEventsSchemaOptions.DefaultNotificationChannel);
+        await ExecuteAsync(
+            $"CREATE SCHEMA {settings.Schema}; CREATE TABLE {settings.Qualify("schema_version")} " +
+            "(version integer PRIMARY KEY, script text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())");
+        foreach (var script in SchemaScript.Embedded.Where(s => s.Version <= version))
+        {
+            await ExecuteAsync(script.Render(settings));
+            await ExecuteAsync($"INSERT INTO {settings.Qualify("schema_version")} (version, script) VALUES (@v, @s)", ("v", script.Version), ("s", script.Name));
+        }
+
+        await ExecuteAsync(
+            $"INSERT INTO {settings.Qualify("settings")} (schema_name, channel, trigger_prefix) VALUES (@schema, @channel, @prefix)",
+            ("schema", settings.SchemaName), ("channel", settings.NotificationChannel), ("prefix", settings.TriggerPrefix));
+        return new PgEventsSchema(DataSource, new PgEventsSchemaOptions { SchemaName = settings.SchemaName });
+    }
 }

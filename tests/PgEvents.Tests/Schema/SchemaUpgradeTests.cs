@@ -9,19 +9,9 @@ public sealed class SchemaUpgradeTests(DatabaseFixture db) : IClassFixture<Datab
     public async Task Tables_tracked_by_version_5_are_captured_once_each_by_version_6_with_nothing_lost_across_the_upgrade()
     {
         // Versions 1 to 5 exactly as the installer of that release applied them.
-        var settings = new SchemaSettings(PgEventsSchemaOptions.DefaultSchemaName, PgEventsSchemaOptions.DefaultNotificationChannel);
-        await db.ExecuteAsync(
-            $"CREATE SCHEMA {settings.Schema}; CREATE TABLE {settings.Qualify("schema_version")} " +
-            "(version integer PRIMARY KEY, script text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())");
-        foreach (var script in SchemaScript.Embedded.Where(s => s.Version <= 5))
-        {
-            await db.ExecuteAsync(script.Render(settings));
-            await db.ExecuteAsync($"INSERT INTO {settings.Qualify("schema_version")} (version, script) VALUES (@v, @s)", ("v", script.Version), ("s", script.Name));
-        }
-
+        var schema = await db.InstallAsOfVersionAsync(5);
         await db.ExecuteAsync(
             """
-            INSERT INTO pgevents.settings (schema_name, channel, trigger_prefix) VALUES ('pgevents', 'pgevents', 'pgevents');
             CREATE TABLE up_plain (id int PRIMARY KEY, v text);
             CREATE TABLE up_parent (id int PRIMARY KEY, v text);
             CREATE TABLE up_child () INHERITS (up_parent);
@@ -29,7 +19,6 @@ public sealed class SchemaUpgradeTests(DatabaseFixture db) : IClassFixture<Datab
             INSERT INTO up_plain VALUES (1, 'before'); INSERT INTO up_parent VALUES (1, 'before'); INSERT INTO up_child VALUES (2, 'before');
             """);
 
-        var schema = new PgEventsSchema(db.DataSource);
         (await schema.InstallAsync()).Should().Be(PgEventsSchema.LatestVersion);
         await db.ExecuteAsync(
             """
