@@ -15,14 +15,7 @@ public sealed class CaptureAdversaryOrderTests(DatabaseFixture db) : IClassFixtu
 
     public Task DisposeAsync() => Task.CompletedTask;
 
-    private async Task<LogDrain> TrackAsync(string ddl, string table)
-    {
-        await db.ExecuteAsync(ddl);
-        await _schema.TrackTableAsync(new TableName("public", table));
-        var drain = new LogDrain(db.DataSource, _schema);
-        await drain.DrainAsync();
-        return drain;
-    }
+    private Task<LogDrain> TrackAsync(string ddl, string table) => LogDrain.TrackAsync(db, _schema, ddl, table);
 
     [Fact]
     public async Task A_self_referencing_on_update_cascade_in_a_multi_row_update_leaves_the_replica_equal()

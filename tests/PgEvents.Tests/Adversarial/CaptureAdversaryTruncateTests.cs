@@ -15,18 +15,7 @@ public sealed class CaptureAdversaryTruncateTests(DatabaseFixture db) : IClassFi
 
     public Task DisposeAsync() => Task.CompletedTask;
 
-    private async Task<LogDrain> TrackAsync(string ddl, params string[] tables)
-    {
-        await db.ExecuteAsync(ddl);
-        foreach (var table in tables)
-        {
-            await _schema.TrackTableAsync(new TableName("public", table));
-        }
-
-        var drain = new LogDrain(db.DataSource, _schema);
-        await drain.DrainAsync();
-        return drain;
-    }
+    private Task<LogDrain> TrackAsync(string ddl, params string[] tables) => LogDrain.TrackAsync(db, _schema, ddl, tables);
 
     [Fact]
     public async Task Truncating_two_tracked_tables_in_one_statement_delivers_a_truncate_for_each()

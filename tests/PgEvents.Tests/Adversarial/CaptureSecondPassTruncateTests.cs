@@ -17,16 +17,7 @@ public sealed class CaptureSecondPassTruncateTests(DatabaseFixture db) : IClassF
 
     private static TableName T(string name) => new("public", name);
 
-    private async Task<LogDrain> TrackAsync(string ddl, params string[] tables)
-    {
-        await db.ExecuteAsync(ddl);
-        foreach (var table in tables)
-        {
-            await _schema.TrackTableAsync(T(table));
-        }
-
-        return await LogDrain.CaughtUpAsync(db.DataSource, _schema);
-    }
+    private Task<LogDrain> TrackAsync(string ddl, params string[] tables) => LogDrain.TrackAsync(db, _schema, ddl, tables);
 
     [Fact]
     public async Task A_row_inserted_by_a_user_after_truncate_trigger_is_delivered_after_the_truncate()

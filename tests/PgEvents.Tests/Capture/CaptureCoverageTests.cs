@@ -19,14 +19,7 @@ public sealed class CaptureCoverageTests(DatabaseFixture db) : IClassFixture<Dat
 
     public Task DisposeAsync() => Task.CompletedTask;
 
-    private async Task<LogDrain> TrackAsync(string ddl, string table)
-    {
-        await db.ExecuteAsync(ddl);
-        await _schema.TrackTableAsync(new TableName("public", table));
-        var drain = new LogDrain(db.DataSource, _schema);
-        await drain.DrainAsync();
-        return drain;
-    }
+    private Task<LogDrain> TrackAsync(string ddl, string table) => LogDrain.TrackAsync(db, _schema, ddl, table);
 
     [Fact]
     public async Task Updates_of_tables_with_json_point_and_xml_columns_succeed_and_are_captured()

@@ -17,6 +17,21 @@ internal sealed class LogDrain(NpgsqlDataSource dataSource, PgEventsSchema schem
         return drain;
     }
 
+    /// <summary>
+    /// Runs <paramref name="ddl"/>, tracks <paramref name="tables"/> (in <c>public</c>) and returns a
+    /// drain that has read everything committed so far.
+    /// </summary>
+    public static async Task<LogDrain> TrackAsync(DatabaseFixture db, PgEventsSchema schema, string ddl, params string[] tables)
+    {
+        await db.ExecuteAsync(ddl);
+        foreach (var table in tables)
+        {
+            await schema.TrackTableAsync(new TableName("public", table));
+        }
+
+        return await CaughtUpAsync(db.DataSource, schema);
+    }
+
     public List<CapturedEvent> Delivered { get; } = [];
 
     public PositionHole? PendingHole => _reader.PendingHole;
