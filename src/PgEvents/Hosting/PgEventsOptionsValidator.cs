@@ -32,11 +32,11 @@ internal sealed class PgEventsOptionsValidator : IValidateOptions<PgEventsOption
             failures.Add("PgEventsOptions.ConsumerName cannot be empty: name the consumer so its cursor can be stored.");
         }
 
-        CheckPositive(failures, nameof(options.PollInterval), options.PollInterval);
-        CheckPositive(failures, nameof(options.LagSampleInterval), options.LagSampleInterval);
-        CheckPositive(failures, nameof(options.RetryInitialDelay), options.RetryInitialDelay);
-        CheckPositive(failures, nameof(options.RetryMaxDelay), options.RetryMaxDelay);
-        CheckPositive(failures, nameof(options.ReconnectDelay), options.ReconnectDelay);
+        CheckTimer(failures, nameof(options.PollInterval), options.PollInterval);
+        CheckTimer(failures, nameof(options.LagSampleInterval), options.LagSampleInterval);
+        CheckTimer(failures, nameof(options.RetryInitialDelay), options.RetryInitialDelay);
+        CheckTimer(failures, nameof(options.RetryMaxDelay), options.RetryMaxDelay);
+        CheckTimer(failures, nameof(options.ReconnectDelay), options.ReconnectDelay);
         if (options.RetryMaxDelay < options.RetryInitialDelay)
         {
             failures.Add($"PgEventsOptions.RetryMaxDelay ({options.RetryMaxDelay}) must not be shorter than RetryInitialDelay ({options.RetryInitialDelay}).");
@@ -72,9 +72,9 @@ internal sealed class PgEventsOptionsValidator : IValidateOptions<PgEventsOption
             failures.Add($"PgEventsOptions.UnmappedTablePolicy has an unknown value {(int)options.UnmappedTablePolicy}.");
         }
 
-        CheckPositive(failures, nameof(options.StandbyRetryInterval), options.StandbyRetryInterval);
-        CheckPositive(failures, nameof(options.KeepAliveInterval), options.KeepAliveInterval);
-        CheckPositive(failures, nameof(options.RetentionInterval), options.RetentionInterval);
+        CheckTimer(failures, nameof(options.StandbyRetryInterval), options.StandbyRetryInterval);
+        CheckTimer(failures, nameof(options.KeepAliveInterval), options.KeepAliveInterval);
+        CheckTimer(failures, nameof(options.RetentionInterval), options.RetentionInterval);
         CheckPositive(failures, nameof(options.HealthCheckMaxLag), options.HealthCheckMaxLag);
         if (options.RetentionAge is { } age && age < TimeSpan.Zero)
         {
@@ -123,16 +123,22 @@ internal sealed class PgEventsOptionsValidator : IValidateOptions<PgEventsOption
         }
     }
 
-    // Every interval ends up in a timer, and timers cannot wait longer than this (about 49.7 days).
-    private static readonly TimeSpan LongestTimer = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
-
     private static void CheckPositive(List<string> failures, string option, TimeSpan value)
     {
         if (value <= TimeSpan.Zero)
         {
             failures.Add($"PgEventsOptions.{option} must be positive; it is {value}.");
         }
-        else if (value > LongestTimer)
+    }
+
+    // Timers cannot wait longer than this (about 49.7 days).
+    private static readonly TimeSpan LongestTimer = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
+
+    /// <summary>An interval that ends up in a timer: positive, and no longer than a timer can wait.</summary>
+    private static void CheckTimer(List<string> failures, string option, TimeSpan value)
+    {
+        CheckPositive(failures, option, value);
+        if (value > LongestTimer)
         {
             failures.Add($"PgEventsOptions.{option} must be at most {LongestTimer} (the longest a timer can wait); it is {value}.");
         }

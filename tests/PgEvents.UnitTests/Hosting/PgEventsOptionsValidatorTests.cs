@@ -125,9 +125,9 @@ public sealed class PgEventsOptionsValidatorTests
     [Fact]
     public async Task A_wait_longer_than_about_49_days_cannot_be_made_so_such_intervals_fail_at_run_time()
     {
-        // Why the next test matters: every interval option ends up in Task.Delay (or a wait built on it),
-        // which refuses anything above uint.MaxValue - 1 milliseconds (~49.7 days). Should the waits
-        // learn to clamp instead, delete this test together with the skipped one below.
+        // Why the next test matters: every timer interval option ends up in Task.Delay (or a wait built
+        // on it), which refuses anything above uint.MaxValue - 1 milliseconds (~49.7 days). Should the
+        // waits learn to clamp instead, delete this test together with the next one.
         var wait = () => new WakeUpSignal().WaitAsync(TimeSpan.FromDays(60), new FakeTimeProvider(), CancellationToken.None);
 
         await wait.Should().ThrowAsync<ArgumentOutOfRangeException>();
