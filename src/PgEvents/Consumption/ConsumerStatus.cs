@@ -25,4 +25,8 @@ public sealed record ConsumerStatus(
     long LagEvents,
     TimeSpan LagTime,
     BlockedEvent? Blocked,
-    ConsumerFault? Fault = null);
+    ConsumerFault? Fault = null)
+{
+    /// <summary>Every snapshot this consumer has had, one per table (the latest), oldest request first.</summary>
+    public IReadOnlyList<SnapshotProgress> Snapshots { get; init; } = [];
+}

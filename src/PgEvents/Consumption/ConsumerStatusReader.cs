@@ -6,16 +6,16 @@ namespace PgEvents;
 /// Answers "where is this consumer and how far behind": its role and fault from this instance, its
 /// cursor from memory while active here (else from its saved row), its lag from the log.
 /// </summary>
-internal sealed class ConsumerStatusReader(NpgsqlDataSource dataSource, SchemaSettings settings, ConsumerState state, DeliveryProgress progress)
+internal sealed class ConsumerStatusReader(NpgsqlDataSource dataSource, SchemaSettings settings, ConsumerState state, DeliveryProgress progress, SnapshotStore snapshotStore)
 {
     private readonly string _lagSql =
         $"""
         SELECT (SELECT coalesce(max(position), 0) FROM {settings.Qualify("transactions")}),
                (SELECT count(*) FROM {settings.Qualify("transactions")} t JOIN {settings.Qualify("events")} e ON e.xid = t.xid
-                 WHERE t.position > @position)
+                 WHERE t.position > @position AND (e.snapshot_for IS NULL OR e.snapshot_for = @consumer))
                + (SELECT count(*) FROM {settings.Qualify("events")} e
                    WHERE e.xid = (SELECT xid FROM {settings.Qualify("transactions")} WHERE position = @position)
-                     AND e.event_id > @event_id),
+                     AND e.event_id > @event_id AND (e.snapshot_for IS NULL OR e.snapshot_for = @consumer)),
                (SELECT extract(epoch FROM now() - committed_at)::float8 FROM {settings.Qualify("transactions")}
                  WHERE position > @position ORDER BY position LIMIT 1)
         """;
@@ -30,11 +30,23 @@ internal sealed class ConsumerStatusReader(NpgsqlDataSource dataSource, SchemaSe
             await using var command = new NpgsqlCommand(_lagSql, connection);
             command.Parameters.AddWithValue("position", cursor.Position);
             command.Parameters.AddWithValue("event_id", cursor.EventId);
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-            await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
-            var lagTime = reader.IsDBNull(2) ? TimeSpan.Zero : TimeSpan.FromSeconds(Math.Max(0, reader.GetDouble(2)));
+            command.Parameters.AddWithValue("consumer", state.Name);
+            long head, lagEvents;
+            TimeSpan lagTime;
+            await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+            {
+                await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+                head = reader.GetInt64(0);
+                lagEvents = reader.GetInt64(1);
+                lagTime = reader.IsDBNull(2) ? TimeSpan.Zero : TimeSpan.FromSeconds(Math.Max(0, reader.GetDouble(2)));
+            }
+
+            var snapshots = await snapshotStore.ListAsync(connection, cursor.Position, cancellationToken).ConfigureAwait(false);
             return new ConsumerStatus(
-                state.Name, active, state.IsStandby, reader.GetInt64(0), cursor.Position, cursor.EventId, reader.GetInt64(1), lagTime, state.Blocked, state.Fault);
+                state.Name, active, state.IsStandby, head, cursor.Position, cursor.EventId, lagEvents, lagTime, state.Blocked, state.Fault)
+            {
+                Snapshots = snapshots,
+            };
         }
     }
 

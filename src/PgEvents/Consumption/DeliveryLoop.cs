@@ -8,7 +8,8 @@ namespace PgEvents;
 /// One working session of an active consumer on one connection: takes the lease, listens, then reads
 /// the log after the cursor and delivers in order until the connection fails or the consumer stops.
 /// When nothing is left it waits for the holders of a position hole, rings the doorbell so writers
-/// notify, and sleeps until a notification or the poll interval. With <c>batched</c> (a batch handler is
+/// notify, and sleeps until a notification or the poll interval. Companions on connections of their
+/// own sample the lag, purge the log and write snapshot chunks while the loop runs. With <c>batched</c> (a batch handler is
 /// registered) each read is delivered as one unit; otherwise event by event.
 /// </summary>
 internal sealed class DeliveryLoop(
@@ -24,6 +25,7 @@ internal sealed class DeliveryLoop(
     WakeUpSignal wakeUp,
     LagSampler lag,
     RetentionWorker retention,
+    SnapshotWorker snapshots,
     PgEventsMetrics metrics,
     TimeProvider time,
     ILogger readerLogger,
@@ -60,6 +62,7 @@ internal sealed class DeliveryLoop(
         using var stopCompanions = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var sampling = lag.RunAsync(stopCompanions.Token);
         var purging = retention.RunAsync(stopCompanions.Token);
+        var snapshotting = snapshots.RunAsync(stopCompanions.Token);
         try
         {
             await DeliverUntilStoppedAsync(connection, listener, cancellationToken).ConfigureAwait(false);
@@ -69,13 +72,14 @@ internal sealed class DeliveryLoop(
             await stopCompanions.CancelAsync().ConfigureAwait(false);
             await sampling.ConfigureAwait(false);
             await purging.ConfigureAwait(false);
+            await snapshotting.ConfigureAwait(false);
             await SaveOnStopAsync(connection).ConfigureAwait(false);
         }
     }
 
     private async Task DeliverUntilStoppedAsync(NpgsqlConnection connection, NotificationListener listener, CancellationToken cancellationToken)
     {
-        var reader = new ChangeLogReader(settings, readerLogger, time);
+        var reader = new ChangeLogReader(settings, options.ConsumerName, readerLogger, time);
         var doorbell = new Doorbell(settings, time);
         var keys = options.DeliveryLanes > 1 ? await RowKeys.LoadAsync(connection, tables, cancellationToken).ConfigureAwait(false) : null;
         var lanes = StartLanes(connection, keys, cancellationToken);
@@ -219,7 +223,7 @@ internal sealed class DeliveryLoop(
         PgEventsLog.CursorReset(logger, state.Name, cursor);
 
         // A fresh reader: the hole it was waiting on may lie behind the new cursor.
-        return new ChangeLogReader(settings, readerLogger, time);
+        return new ChangeLogReader(settings, options.ConsumerName, readerLogger, time);
     }
 
     /// <summary>Shutting down: keeps the progress made, so a restart repeats at most the event in flight.</summary>

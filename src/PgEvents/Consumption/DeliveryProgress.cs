@@ -13,6 +13,7 @@ internal sealed class DeliveryProgress(CursorStore store, ConsumerState state)
     private readonly object _lock = new();
     private LogPosition _delivered;
     private LogPosition _saved;
+    private TaskCompletionSource _moved = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public CursorStore Store { get; } = store;
 
@@ -88,8 +89,29 @@ internal sealed class DeliveryProgress(CursorStore store, ConsumerState state)
         }
     }
 
+    /// <summary>Waits until delivery has reached <paramref name="position"/> (or a reset moved it anywhere).</summary>
+    public async Task WaitForDeliveryAsync(long position, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            Task moved;
+            lock (_lock)
+            {
+                if (_delivered.Position >= position)
+                {
+                    return;
+                }
+
+                moved = _moved.Task;
+            }
+
+            await moved.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
     private void Set(LogPosition position, bool saved)
     {
+        TaskCompletionSource moved;
         lock (_lock)
         {
             _delivered = position;
@@ -97,6 +119,11 @@ internal sealed class DeliveryProgress(CursorStore store, ConsumerState state)
             {
                 _saved = position;
             }
+
+            moved = _moved;
+            _moved = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         }
+
+        moved.TrySetResult();
     }
 }

@@ -53,6 +53,18 @@ public interface IEventConsumer
     /// <returns>A task that completes when the cursor is moved.</returns>
     Task ResetCursorAsync(long position, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Snapshots <paramref name="table"/> again, e.g. to repair a replica: the running consumer (here
+    /// or in another process) delivers every row the table holds as a <see cref="ChangeKind.Snapshot"/>
+    /// change, in primary-key chunks interleaved with live changes and in commit order with them.
+    /// A snapshot of the table that is still running starts over. Progress is in <see cref="ConsumerStatus.Snapshots"/>.
+    /// </summary>
+    /// <param name="table"><c>schema.table</c>, or <c>table</c> for <c>public.table</c>; a table this consumer maps.</param>
+    /// <param name="cancellationToken">Cancels the request.</param>
+    /// <returns>A task that completes when the snapshot is recorded (not when it is delivered).</returns>
+    /// <exception cref="PgEventsException">The table is not mapped by this consumer, does not exist, or has no primary key.</exception>
+    Task RequestSnapshotAsync(string table, CancellationToken cancellationToken = default);
+
     /// <summary>Moves this consumer's cursor so that delivery restarts with the first transaction committed at or after <paramref name="committedSince"/>.</summary>
     /// <param name="committedSince">The earliest commit time to deliver again.</param>
     /// <param name="cancellationToken">Cancels the reset.</param>

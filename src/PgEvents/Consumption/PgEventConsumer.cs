@@ -27,6 +27,8 @@ internal sealed class PgEventConsumer : IEventConsumer
     private readonly ConsumerAdmin _admin;
     private readonly ReconnectingRunner _runner;
     private readonly LagSampler _lag;
+    private readonly SnapshotStore _snapshotStore;
+    private readonly SnapshotWorker _snapshots;
 
     private int _running;
     private int _prepared;
@@ -62,7 +64,9 @@ internal sealed class PgEventConsumer : IEventConsumer
         var dispatcher = new EventDispatcher(
             _options, _handlers, scopes, new RowDeserializer(_options.JsonSerializerOptions), metrics, time);
         var wakeUp = new WakeUpSignal();
-        _status = new ConsumerStatusReader(dataSource.DataSource, settings, _state, _progress);
+        _snapshotStore = new SnapshotStore(settings, _options.ConsumerName);
+        _snapshots = new SnapshotWorker(_sessions, _snapshotStore, _progress, wakeUp, _options, metrics, time, _logger);
+        _status = new ConsumerStatusReader(dataSource.DataSource, settings, _state, _progress, _snapshotStore);
         _admin = new ConsumerAdmin(dataSource.DataSource, settings, _options, cursors, deadLetters, dispatcher, _logger);
         _lag = new LagSampler(_status.MeasureLagAsync, _options.LagSampleInterval, time, _logger, _options.ConsumerName);
         var loop = new DeliveryLoop(
@@ -78,6 +82,7 @@ internal sealed class PgEventConsumer : IEventConsumer
             wakeUp,
             _lag,
             new RetentionWorker(dataSource.DataSource, new LogRetention(settings), _options, time, loggerFactory.CreateLogger(PgEventsLogCategories.Retention)),
+            _snapshots,
             metrics,
             time,
             loggerFactory.CreateLogger(PgEventsLogCategories.Log),
@@ -125,6 +130,19 @@ internal sealed class PgEventConsumer : IEventConsumer
         // TRUNCATE trigger) would lose changes silently while the consumer reports itself healthy.
         await _schema.EnsureCapturedAsync(_handlers.Tables, cancellationToken).ConfigureAwait(false);
 
+        if (_options.InitialSnapshot)
+        {
+            // Recorded once per consumer and table: a later start finds it and takes none.
+            var requests = await _sessions.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await using (requests.ConfigureAwait(false))
+            {
+                foreach (var table in _handlers.Tables)
+                {
+                    await _snapshotStore.RequestAsync(requests, table, initial: true, cancellationToken).ConfigureAwait(false);
+                }
+            }
+        }
+
         Volatile.Write(ref _prepared, 1);
     }
 
@@ -169,6 +187,25 @@ internal sealed class PgEventConsumer : IEventConsumer
 
     public Task ResetCursorAsync(long position, CancellationToken cancellationToken = default) =>
         _admin.ResetCursorAsync(position, cancellationToken);
+
+    public async Task RequestSnapshotAsync(string table, CancellationToken cancellationToken = default)
+    {
+        var name = TableName.Parse(table);
+        if (!_handlers.Tables.Contains(name))
+        {
+            throw new PgEventsException(
+                $"PgEvents consumer '{Name}' cannot snapshot table {name}: no handler of this consumer is mapped to it, so nothing would receive its rows or its later changes.");
+        }
+
+        var connection = await _sessions.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using (connection.ConfigureAwait(false))
+        {
+            await _snapshotStore.RequestAsync(connection, name, initial: false, cancellationToken).ConfigureAwait(false);
+        }
+
+        PgEventsLog.SnapshotRequested(_logger, Name, name);
+        _snapshots.NotifyRequested();
+    }
 
     public Task ResetCursorAsync(DateTimeOffset committedSince, CancellationToken cancellationToken = default) =>
         _admin.ResetCursorAsync(committedSince, cancellationToken);

@@ -76,4 +76,22 @@ internal static partial class PgEventsLog
 
     [LoggerMessage(28, LogLevel.Warning, "PgEvents consumer {Consumer} gave up on the batch {Batch} after {Attempts} attempts; delivering its events one by one so that only the failing ones are dead-lettered")]
     public static partial void BatchIsolating(ILogger logger, Exception exception, string consumer, string batch, int attempts);
+
+    [LoggerMessage(29, LogLevel.Information, "PgEvents consumer {Consumer} snapshots table {Table} (about {Estimated} rows)")]
+    public static partial void SnapshotStarted(ILogger logger, string consumer, TableName table, long estimated);
+
+    [LoggerMessage(30, LogLevel.Debug, "PgEvents consumer {Consumer} wrote a snapshot chunk of {Table} at position {Position}: {Read} rows read, {Written} written")]
+    public static partial void SnapshotChunkWritten(ILogger logger, string consumer, TableName table, long? position, int read, int written);
+
+    [LoggerMessage(31, LogLevel.Information, "PgEvents consumer {Consumer} read the last rows of its snapshot of {Table} ({Chunks} chunks)")]
+    public static partial void SnapshotCompleted(ILogger logger, string consumer, TableName table, int chunks);
+
+    [LoggerMessage(32, LogLevel.Warning, "PgEvents consumer {Consumer} could not write a snapshot chunk; delivery goes on and the snapshot resumes in {Delay}")]
+    public static partial void SnapshotChunkFailed(ILogger logger, Exception exception, string consumer, TimeSpan delay);
+
+    [LoggerMessage(33, LogLevel.Error, "PgEvents consumer {Consumer} ended its snapshot of {Table} before reading every row: {Reason}")]
+    public static partial void SnapshotAbandoned(ILogger logger, string consumer, TableName table, string reason);
+
+    [LoggerMessage(34, LogLevel.Information, "PgEvents consumer {Consumer} was asked to snapshot table {Table}")]
+    public static partial void SnapshotRequested(ILogger logger, string consumer, TableName table);
 }

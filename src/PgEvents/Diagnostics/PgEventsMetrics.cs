@@ -25,6 +25,7 @@ internal sealed class PgEventsMetrics : IDisposable
         Retries = _meter.CreateCounter<long>("pgevents.retries", "{attempt}", "Failed delivery attempts that will be retried.");
         Reconnects = _meter.CreateCounter<long>("pgevents.reconnects", "{reconnect}", "Times a consumer lost its connections and reconnected.");
         WakeUps = _meter.CreateCounter<long>("pgevents.wakeups", "{wakeup}", "Reads of the log, tagged by what triggered them (notify or poll).");
+        SnapshotRows = _meter.CreateCounter<long>("pgevents.snapshot.rows", "{row}", "Rows snapshots read into the log, per consumer and table.");
         DeadLetters = _meter.CreateCounter<long>("pgevents.dead_letters", "{event}", "Events moved to the dead-letter table.");
         _meter.CreateObservableGauge("pgevents.lag.events", () => ObserveLag(l => l.Events), "{event}", "Committed events not yet delivered, per active consumer.");
         _meter.CreateObservableGauge("pgevents.lag.seconds", () => ObserveLag(l => l.Seconds), "s", "Age of the oldest undelivered commit, per active consumer.");
@@ -43,6 +44,8 @@ internal sealed class PgEventsMetrics : IDisposable
     public Counter<long> WakeUps { get; }
 
     public Counter<long> DeadLetters { get; }
+
+    public Counter<long> SnapshotRows { get; }
 
     /// <summary>Adds a consumer to the lag gauges; <paramref name="read"/> returns null while it is not active.</summary>
     public void ObserveLagOf(string consumer, Func<LagSample?> read)

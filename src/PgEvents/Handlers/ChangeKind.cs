@@ -14,4 +14,12 @@ public enum ChangeKind
 
     /// <summary>The whole table was truncated; the event carries no row.</summary>
     Truncate,
+
+    /// <summary>
+    /// A row as a snapshot read it (see <see cref="PgEventsOptions.InitialSnapshot"/> and
+    /// <see cref="IEventConsumer.RequestSnapshotAsync(string, CancellationToken)"/>): the row's whole
+    /// image, newer than every change of it delivered before and older than every change after.
+    /// Apply it as an upsert.
+    /// </summary>
+    Snapshot,
 }

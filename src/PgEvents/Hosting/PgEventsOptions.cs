@@ -67,6 +67,21 @@ public sealed class PgEventsOptions
     /// </summary>
     public int DeliveryLanes { get; set; } = 1;
 
+    /// <summary>
+    /// On the first start of this consumer for each mapped table, deliver every row the table already
+    /// holds as a <see cref="ChangeKind.Snapshot"/> change, then its later changes: the snapshot is read
+    /// online in primary-key chunks, in commit order with the live changes. Taken once per consumer and
+    /// table (a table mapped later gets its own); see <see cref="IEventConsumer.RequestSnapshotAsync"/> to
+    /// take one again. Mapped tables need a primary key. Default false.
+    /// </summary>
+    public bool InitialSnapshot { get; set; }
+
+    /// <summary>
+    /// Rows a snapshot reads per chunk transaction. Larger chunks read faster; while one is read,
+    /// delivery of later commits waits for it (as for any committing writer). Default 1,000.
+    /// </summary>
+    public int SnapshotChunkSize { get; set; } = 1000;
+
     /// <summary>Delay before the first retry of a failing event. Default 200 ms.</summary>
     public TimeSpan RetryInitialDelay { get; set; } = TimeSpan.FromMilliseconds(200);
 

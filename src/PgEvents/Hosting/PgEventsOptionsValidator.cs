@@ -81,6 +81,11 @@ internal sealed class PgEventsOptionsValidator : IValidateOptions<PgEventsOption
             failures.Add($"PgEventsOptions.RetentionAge cannot be negative; it is {age}. Use null to keep every event.");
         }
 
+        if (options.SnapshotChunkSize is < 1 or > 100_000)
+        {
+            failures.Add($"PgEventsOptions.SnapshotChunkSize must be between 1 and 100000; it is {options.SnapshotChunkSize}.");
+        }
+
         if (options.RetentionBatchSize < 1)
         {
             failures.Add($"PgEventsOptions.RetentionBatchSize must be at least 1; it is {options.RetentionBatchSize}.");

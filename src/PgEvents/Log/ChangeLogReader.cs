@@ -24,11 +24,16 @@ internal sealed class ChangeLogReader
     private readonly CommitPhase _commitPhase;
     private readonly string _sql;
     private readonly string _transactionSql;
+
+    // Snapshot events are addressed to one consumer; to every other one their transaction is a
+    // position with nothing in it, passed over like a rolled-back one.
+    private readonly string _consumer;
     private PositionHole? _hole;
 
-    public ChangeLogReader(SchemaSettings settings, ILogger? logger = null, TimeProvider? time = null)
+    public ChangeLogReader(SchemaSettings settings, string consumer, ILogger? logger = null, TimeProvider? time = null)
     {
         _logger = logger ?? NullLogger.Instance;
+        _consumer = consumer;
         _commitPhase = new CommitPhase(settings, time ?? TimeProvider.System);
 
         // The lateral join walks transactions in position order and each one's events in id order,
@@ -58,6 +63,7 @@ internal sealed class ChangeLogReader
                              CROSS JOIN LATERAL (
                                     SELECT * FROM {settings.Qualify("events")} AS ev
                                      WHERE ev.xid = t.xid AND ev.event_id > CASE WHEN t.position = @position THEN @event_id ELSE 0 END
+                                       AND (ev.snapshot_for IS NULL OR ev.snapshot_for = @consumer)
                                      ORDER BY ev.event_id LIMIT @limit) AS e
                              ORDER BY t.position, e.event_id
                              LIMIT @limit) AS r
@@ -72,6 +78,7 @@ internal sealed class ChangeLogReader
               FROM {settings.Qualify("transactions")} AS t
               JOIN {settings.Qualify("events")} AS e ON e.xid = t.xid
              WHERE t.position = @position AND e.event_id > @event_id
+               AND (e.snapshot_for IS NULL OR e.snapshot_for = @consumer)
              ORDER BY e.event_id
             """;
     }
@@ -172,13 +179,14 @@ internal sealed class ChangeLogReader
         // One row more than asked for, so that whether the last kept event ends its transaction is known.
         ReadRowsAsync(connection, _sql, after, limits.Count + 1, limits.Bytes, cancellationToken);
 
-    private static async Task<List<LogRow>> ReadRowsAsync(
+    private async Task<List<LogRow>> ReadRowsAsync(
         NpgsqlConnection connection, string sql, LogPosition after, int? limit, long? maxBytes, CancellationToken cancellationToken)
     {
         var rows = new List<LogRow>();
         await using var command = new NpgsqlCommand(sql, connection);
         command.Parameters.AddWithValue("position", after.Position);
         command.Parameters.AddWithValue("event_id", after.EventId);
+        command.Parameters.AddWithValue("consumer", _consumer);
         if (limit is { } count)
         {
             command.Parameters.AddWithValue("limit", count);
@@ -270,6 +278,7 @@ internal sealed class ChangeLogReader
         "UPDATE" => ChangeKind.Update,
         "DELETE" => ChangeKind.Delete,
         "TRUNCATE" => ChangeKind.Truncate,
+        "SNAPSHOT" => ChangeKind.Snapshot,
         _ => throw new PgEventsException($"The event log holds an unknown operation '{operation}'."),
     };
 }

@@ -11,7 +11,7 @@ internal sealed record SchemaScript(int Version, string Name, string Text)
 
     private static readonly Lazy<IReadOnlyList<SchemaScript>> All = new(Load);
 
-    private static readonly Regex Placeholder = new("__(?:SCHEMA|TXKEY|COMMITLOCK|SLEEPCLASS|SLEEPKEY)__", RegexOptions.CultureInvariant);
+    private static readonly Regex Placeholder = new("__(?:SCHEMA|TXKEY|COMMITLOCK|SLEEPCLASS|SLEEPKEY|SNAPSHOTKEY)__", RegexOptions.CultureInvariant);
 
     /// <summary>Every embedded script, ordered by version.</summary>
     public static IReadOnlyList<SchemaScript> Embedded => All.Value;
@@ -29,6 +29,7 @@ internal sealed record SchemaScript(int Version, string Name, string Text)
             ["__COMMITLOCK__"] = settings.CommitLockClass.ToString(CultureInfo.InvariantCulture),
             ["__SLEEPCLASS__"] = SchemaSettings.AdvisoryLockClass.ToString(CultureInfo.InvariantCulture),
             ["__SLEEPKEY__"] = settings.DoorbellKey.ToString(CultureInfo.InvariantCulture),
+            ["__SNAPSHOTKEY__"] = settings.SnapshotKey.ToString(CultureInfo.InvariantCulture),
         };
 
         // One pass: a value is never searched again, so a schema named like a placeholder stays itself.

@@ -31,6 +31,9 @@ internal sealed class SchemaSettings
 
         // Held shared by every sleeping consumer of the installation; writers ring when they cannot take it.
         DoorbellKey = DeriveKey("doorbell", schemaName);
+
+        // Held by the one snapshot chunk transaction of the installation that is in its commit phase.
+        SnapshotKey = DeriveKey("snapshot", schemaName);
     }
 
     public static SchemaSettings From(PgEventsSchemaOptions options)
@@ -64,6 +67,9 @@ internal sealed class SchemaSettings
 
     /// <summary>Second key of the doorbell lock (the first is <see cref="AdvisoryLockClass"/>).</summary>
     public int DoorbellKey { get; }
+
+    /// <summary>Second key of the lock that keeps snapshot chunk transactions one at a time (the first is <see cref="AdvisoryLockClass"/>).</summary>
+    public int SnapshotKey { get; }
 
     /// <summary>Advisory lock class id shared by every PgEvents lock ("PgEv").</summary>
     public const int AdvisoryLockClass = 0x50674576;

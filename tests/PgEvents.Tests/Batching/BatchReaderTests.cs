@@ -27,7 +27,7 @@ public sealed class BatchReaderTests(DatabaseFixture db) : IClassFixture<Databas
 
     private sealed class LimitedDrain(NpgsqlDataSource dataSource, PgEventsSchema schema)
     {
-        private readonly ChangeLogReader _reader = new(schema.Settings);
+        private readonly ChangeLogReader _reader = new(schema.Settings, "test-reader");
 
         public LogPosition Position { get; private set; }
 

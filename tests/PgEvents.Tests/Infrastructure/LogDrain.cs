@@ -5,7 +5,7 @@ namespace PgEvents.Tests.Infrastructure;
 /// <summary>Reads the log like a consumer would, remembering its position between calls.</summary>
 internal sealed class LogDrain(NpgsqlDataSource dataSource, PgEventsSchema schema, int batchSize = 1000)
 {
-    private readonly ChangeLogReader _reader = new(schema.Settings);
+    private readonly ChangeLogReader _reader = new(schema.Settings, "test-reader");
 
     public LogPosition Position { get; private set; }
 

@@ -128,5 +128,7 @@ public sealed class PgEventsHealthCheckTests
         public Task ResetCursorAsync(long position, CancellationToken cancellationToken = default) => throw new NotSupportedException();
 
         public Task ResetCursorAsync(DateTimeOffset committedSince, CancellationToken cancellationToken = default) => throw new NotSupportedException();
+
+        public Task RequestSnapshotAsync(string table, CancellationToken cancellationToken = default) => throw new NotSupportedException();
     }
 }

@@ -31,7 +31,7 @@ public sealed class ChangeLogReaderTests
     [Fact]
     public void A_new_reader_waits_on_no_hole()
     {
-        var reader = new ChangeLogReader(Settings);
+        var reader = new ChangeLogReader(Settings, "test");
 
         reader.PendingHole.Should().BeNull();
     }
@@ -39,7 +39,7 @@ public sealed class ChangeLogReaderTests
     [Fact]
     public async Task Waiting_for_the_pending_hole_returns_at_once_when_there_is_none()
     {
-        var reader = new ChangeLogReader(Settings);
+        var reader = new ChangeLogReader(Settings, "test");
         using var neverOpened = new NpgsqlConnection();
 
         var wait = reader.WaitForPendingHoleAsync(neverOpened, TimeSpan.FromHours(1), CancellationToken.None);
@@ -53,7 +53,7 @@ public sealed class ChangeLogReaderTests
     [InlineData(-1)]
     public async Task A_read_limit_below_one_is_refused_before_the_connection_is_used(int limit)
     {
-        var reader = new ChangeLogReader(Settings);
+        var reader = new ChangeLogReader(Settings, "test");
         using var neverOpened = new NpgsqlConnection();
 
         var read = () => reader.ReadAsync(neverOpened, LogPosition.Start, new ReadLimits(limit, 1024), CancellationToken.None);
