@@ -8,8 +8,9 @@ using PgEvents;
 using PgEvents.Samples.Sync;
 using PgEvents.Testing;
 
-// Keeps a replica database in sync with a source database while concurrent writers change the
-// source, then proves the replica ended up identical.
+// Keeps a replica database in sync with a source database that already holds rows: the consumer
+// snapshots them while concurrent writers change the source, then the sample proves the replica
+// ended up identical.
 
 const string Usage =
     """
@@ -19,6 +20,7 @@ const string Usage =
       --replica <cs>   replica database connection string (or env PGEVENTS_SAMPLE_REPLICA)
       --seconds <n>    how long the workload runs, default 10
       --writers <n>    concurrent writers, default 4
+      --existing <n>   customers (with 3 orders each) in the source before the consumer starts, default 20000
 
     Without connection strings a throwaway PostgreSQL is started (PgEvents.Testing). With them, the
     tables customers and orders are DROPPED and recreated in both databases.
@@ -28,6 +30,7 @@ var sourceConnection = NullIfBlank(Environment.GetEnvironmentVariable("PGEVENTS_
 var replicaConnection = NullIfBlank(Environment.GetEnvironmentVariable("PGEVENTS_SAMPLE_REPLICA"));
 var seconds = 10;
 var writers = 4;
+var existing = 20_000;
 for (var i = 0; i < args.Length; i++)
 {
     var option = args[i];
@@ -37,7 +40,7 @@ for (var i = 0; i < args.Length; i++)
         return 0;
     }
 
-    if (option is not ("--source" or "--replica" or "--seconds" or "--writers"))
+    if (option is not ("--source" or "--replica" or "--seconds" or "--writers" or "--existing"))
     {
         return UsageError($"Unknown option '{option}'.");
     }
@@ -62,8 +65,12 @@ for (var i = 0; i < args.Length; i++)
         case "--writers" when int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var parsed) && parsed is >= 1 and <= 64:
             writers = parsed;
             break;
+        case "--existing" when int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var parsed) && parsed <= 10_000_000:
+            existing = parsed;
+            break;
         default:
-            return UsageError($"{option} must be a whole number ({(option == "--seconds" ? "at least 1" : "1 to 64")}), not '{value}'.");
+            var range = option switch { "--seconds" => "at least 1", "--existing" => "0 to 10000000", _ => "1 to 64" };
+            return UsageError($"{option} must be a whole number ({range}), not '{value}'.");
     }
 }
 
@@ -94,7 +101,7 @@ try
         Console.WriteLine("      Tables customers and orders are dropped and recreated in both.");
     }
 
-    return await RunAsync(sourceConnection, replicaConnection, TimeSpan.FromSeconds(seconds), writers);
+    return await RunAsync(sourceConnection, replicaConnection, TimeSpan.FromSeconds(seconds), writers, existing);
 }
 catch (Exception e) when (e is NpgsqlException or PgEventsException or InvalidOperationException or TimeoutException or ArgumentException)
 {
@@ -109,7 +116,7 @@ finally
     }
 }
 
-static async Task<int> RunAsync(string sourceConnection, string replicaConnection, TimeSpan duration, int writers)
+static async Task<int> RunAsync(string sourceConnection, string replicaConnection, TimeSpan duration, int writers, int existing)
 {
     var builder = Host.CreateApplicationBuilder();
 
@@ -130,6 +137,10 @@ static async Task<int> RunAsync(string sourceConnection, string replicaConnectio
 
             // A batch never ends inside a source transaction: the replica never shows half of one.
             o.BatchBoundary = BatchBoundary.Transaction;
+
+            // The rows the source held before this consumer first started arrive as Snapshot changes,
+            // read in chunks between the live changes, in commit order with them.
+            o.InitialSnapshot = true;
         })
         .AddBatchHandler<ReplicaBatchHandler>("public.customers", "public.orders");
 
@@ -140,8 +151,12 @@ static async Task<int> RunAsync(string sourceConnection, string replicaConnectio
     var statistics = host.Services.GetRequiredService<SyncStatistics>();
     var stopping = host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
 
-    await SampleSchema.CreateAsync(source, CancellationToken.None);
-    await SampleSchema.CreateAsync(replica, CancellationToken.None);
+    await SampleSchema.CreateAsync(source, replica: false, CancellationToken.None);
+    await SampleSchema.CreateAsync(replica, replica: true, CancellationToken.None);
+
+    // The application's data from before PgEvents: no trigger sees these rows, the snapshot does.
+    await SampleSchema.SeedAsync(source, existing, CancellationToken.None);
+    Console.WriteLine($"Source holds {existing} customers and {existing * 3} orders; the replica is empty.");
 
     // The hosted service installs the capture triggers too, but in the background, after
     // StartAsync has returned; installing first guarantees that no write of the workload escapes.
@@ -165,7 +180,7 @@ static async Task<int> RunAsync(string sourceConnection, string replicaConnectio
             return 1;
         }
 
-        var workload = new Workload(source, writers, duration);
+        var workload = new Workload(source, writers, duration, existing);
         Console.WriteLine($"Consumer '{started.ConsumerName}' is active. Running {writers} writers for {duration.TotalSeconds:0} s...");
 
         var clock = Stopwatch.StartNew();
@@ -180,7 +195,7 @@ static async Task<int> RunAsync(string sourceConnection, string replicaConnectio
                 maxLag = status.LagTime > maxLag ? status.LagTime : maxLag;
                 Console.WriteLine(
                     $"[{clock.Elapsed.TotalSeconds,5:0.0}s] source commits: {workload.Committed,6} | events applied: {statistics.EventsApplied,6} in {statistics.BatchesApplied,5} batches | " +
-                    $"lag: {status.LagEvents,5} events, {status.LagTime.TotalSeconds:0.00} s{Blocked(status)}");
+                    $"lag: {status.LagEvents,5} events, {status.LagTime.TotalSeconds:0.00} s{Snapshots(status)}{Blocked(status)}");
                 tick = ticks.WaitForNextTickAsync(stopping).AsTask();
             }
         }
@@ -195,16 +210,26 @@ static async Task<int> RunAsync(string sourceConnection, string replicaConnectio
 
         Console.WriteLine("Waiting for the replica to catch up...");
         var (final, caughtUp) = await WaitForAsync(
-            consumer, s => s.LagEvents == 0 && s.CursorPosition == s.HeadPosition, TimeSpan.FromSeconds(60), stopping);
+            consumer,
+            s => s.LagEvents == 0 && s.CursorPosition == s.HeadPosition && s.Snapshots.All(p => p.IsDelivered),
+            TimeSpan.FromSeconds(120),
+            stopping);
         if (!caughtUp)
         {
             Console.WriteLine(
-                $"VERDICT: FAILED - the consumer did not catch up within 60 s: {final.LagEvents} events behind, " +
-                $"cursor at position {final.CursorPosition}, head at {final.HeadPosition}{Blocked(final)}");
+                $"VERDICT: FAILED - the consumer did not catch up within 120 s: {final.LagEvents} events behind, " +
+                $"cursor at position {final.CursorPosition}, head at {final.HeadPosition}{Snapshots(final)}{Blocked(final)}");
             return 1;
         }
 
         var catchUp = clock.Elapsed - workloadTime;
+        foreach (var snapshot in final.Snapshots)
+        {
+            Console.WriteLine(
+                $"Snapshot of {snapshot.Table}: {snapshot.RowsRead} rows in {snapshot.Chunks} chunks, " +
+                $"read in {(snapshot.CompletedAt!.Value - snapshot.RequestedAt).TotalSeconds:0.00} s while the writers ran.");
+        }
+
         Console.WriteLine(
             $"Caught up {catchUp.TotalSeconds:0.00} s after the workload stopped, at position {final.HeadPosition}. " +
             $"Largest lag seen while writing: {maxLag.TotalSeconds:0.00} s; {statistics.EventsApplied} events in {statistics.BatchesApplied} replica transactions " +
@@ -268,6 +293,10 @@ static async Task<(ConsumerStatus Status, bool Reached)> WaitForAsync(
         await Task.Delay(TimeSpan.FromMilliseconds(100), cancellationToken);
     }
 }
+
+// The snapshots still being read or delivered, if any.
+static string Snapshots(ConsumerStatus status) =>
+    string.Concat(status.Snapshots.Where(s => !s.IsDelivered).Select(s => $" | snapshot {s.Table.Name}: {s.RowsRead}/{s.RowsEstimated} rows"));
 
 // First line of the error only: PostgreSQL errors continue with DETAIL lines.
 static string Blocked(ConsumerStatus status) => status.Blocked is { } blocked

@@ -7,7 +7,8 @@ namespace PgEvents.Samples.Sync;
 /// and one round trip: the replica flushes its WAL once per batch instead of once per change, and
 /// (with <see cref="BatchBoundary.Transaction"/>) never shows part of a source transaction. Every
 /// statement is idempotent, because a batch can be delivered again after a crash: upserts instead
-/// of inserts, deletes that accept a missing row.
+/// of inserts, deletes that accept a missing row. Snapshot changes (the rows the source held before
+/// the consumer first started) are upserts as well.
 /// </summary>
 /// <param name="replica">The replica database.</param>
 /// <param name="statistics">Counts applied events and batches.</param>
@@ -41,11 +42,12 @@ public sealed class ReplicaBatchHandler(ReplicaDatabase replica, SyncStatistics 
         {
             return change.Kind switch
             {
-                ChangeKind.Insert or ChangeKind.Update => UpsertCustomer(change.GetRow<Customer>()!),
+                // A snapshot image is the row as it stood at its place in the log: an upsert too.
+                ChangeKind.Insert or ChangeKind.Update or ChangeKind.Snapshot => UpsertCustomer(change.GetRow<Customer>()!),
                 ChangeKind.Delete => DeleteById("customers", change.GetRow<Customer>()!.Id),
 
-                // The source cannot truncate customers without truncating orders too.
-                ChangeKind.Truncate => new NpgsqlBatchCommand("TRUNCATE customers CASCADE"),
+                // The source cannot truncate customers without truncating orders, which is captured too.
+                ChangeKind.Truncate => new NpgsqlBatchCommand("TRUNCATE customers"),
                 _ => throw new NotSupportedException($"Unexpected change kind {change.Kind}."),
             };
         }
@@ -54,9 +56,7 @@ public sealed class ReplicaBatchHandler(ReplicaDatabase replica, SyncStatistics 
         {
             return change.Kind switch
             {
-                ChangeKind.Insert or ChangeKind.Update => UpsertOrder(change.GetRow<Order>()!),
-
-                // Finds nothing when the order went with its customer: the replica cascaded that delete already.
+                ChangeKind.Insert or ChangeKind.Update or ChangeKind.Snapshot => UpsertOrder(change.GetRow<Order>()!),
                 ChangeKind.Delete => DeleteById("orders", change.GetRow<Order>()!.Id),
                 ChangeKind.Truncate => new NpgsqlBatchCommand("TRUNCATE orders"),
                 _ => throw new NotSupportedException($"Unexpected change kind {change.Kind}."),

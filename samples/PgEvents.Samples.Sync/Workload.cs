@@ -11,14 +11,15 @@ namespace PgEvents.Samples.Sync;
 /// <param name="source">The source database.</param>
 /// <param name="writers">How many writers run at once, each on its own connection.</param>
 /// <param name="duration">How long the writers keep starting transactions.</param>
-public sealed class Workload(NpgsqlDataSource source, int writers, TimeSpan duration)
+/// <param name="existingCustomers">Customers already in the source (ids 1..n, three orders each); writers change them too.</param>
+public sealed class Workload(NpgsqlDataSource source, int writers, TimeSpan duration, long existingCustomers = 0)
 {
     private static readonly string[] Statuses = ["new", "paid", "shipped", "cancelled"];
 
     private readonly ConcurrentQueue<long> _rolledBackCustomerIds = new();
     private readonly ConcurrentQueue<long> _rolledBackOrderIds = new();
-    private long _nextCustomerId;
-    private long _nextOrderId;
+    private long _nextCustomerId = existingCustomers;
+    private long _nextOrderId = existingCustomers * 3;
     private long _committed;
     private long _rolledBack;
     private long _skipped;
