@@ -12,28 +12,33 @@ internal sealed class NoOpPgbenchHandler : IRowHandler<PgbenchRow>
 }
 
 /// <summary>
-/// <c>--consume "connection string" table</c>: runs one consumer, as in production, until the
+/// <c>--consume "connection string" table[,table...]</c>: runs one consumer, as in production, until the
 /// process is stopped (SIGTERM or Ctrl+C). The pgbench scripts start it beside their writers; the
 /// schema is installed and the table tracked by the script.
 /// </summary>
 internal static class ConsumeMode
 {
-    public static async Task RunAsync(string connectionString, string table)
+    public static async Task RunAsync(string connectionString, string tables)
     {
         using var stop = new CancellationTokenSource();
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
         AppDomain.CurrentDomain.ProcessExit += (_, _) => stop.Cancel();
 
         var services = new ServiceCollection();
-        services.AddPgEvents(o =>
+        var builder = services.AddPgEvents(o =>
         {
             o.ConnectionString = connectionString;
             o.ConsumerName = "pgbench";
             o.InstallOnStart = false;
-        }).AddHandler<PgbenchRow, NoOpPgbenchHandler>(table);
+        });
+        foreach (var table in tables.Split(','))
+        {
+            builder.AddHandler<PgbenchRow, NoOpPgbenchHandler>(table);
+        }
+
         await using var provider = services.BuildServiceProvider();
         var consumer = provider.GetRequiredService<IEventConsumer>();
-        Console.WriteLine($"consuming {table}");
+        Console.WriteLine($"consuming {tables}");
         await consumer.RunAsync(stop.Token);
         var status = await consumer.GetStatusAsync(CancellationToken.None);
         Console.WriteLine($"stopped at position {status.CursorPosition}, head {status.HeadPosition}");

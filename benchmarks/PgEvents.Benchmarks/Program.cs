@@ -3,7 +3,7 @@ using Npgsql;
 using PgEvents.Benchmarks;
 using PgEvents.Testing;
 
-// dotnet run --project benchmarks/PgEvents.Benchmarks -c Release -- [--quick] [--only write|latency|throughput|scale|rowsize|txsize|logsize|memory|replica]
+// dotnet run --project benchmarks/PgEvents.Benchmarks -c Release -- [--quick] [--only write|latency|throughput|scale|rowsize|txsize|logsize|memory|replica|snapshot]
 // dotnet run --project benchmarks/PgEvents.Benchmarks -c Release -- --consume "<connection string>" <table>   (used by benchmarks/pgbench)
 var consumeIndex = Array.IndexOf(args, "--consume");
 if (consumeIndex >= 0 && consumeIndex + 2 < args.Length)
@@ -65,6 +65,11 @@ if (only is null or "scale" or "rowsize" or "txsize" or "logsize")
 if (only is "replica")
 {
     await ReplicaBenchmark.RunAsync(server, report, quick);
+}
+
+if (only is "snapshot")
+{
+    await SnapshotBenchmark.RunAsync(server, report, quick);
 }
 
 if (only is "memory")

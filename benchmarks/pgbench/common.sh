@@ -26,7 +26,7 @@ PSQL=("$PGBIN/psql" -h "$DIR" -p "$PORT" -U postgres -qAtX -v ON_ERROR_STOP=1)
 
 # Fixed names; no user input involved. Each script runs in one transaction, as the installer runs it.
 render() { sed -e 's/__SCHEMA__/pgevents/g' -e 's/__TXKEY__/pgevents.tx_bench/g' -e 's/__COMMITLOCK__/1234567/g' \
-  -e 's/__SLEEPCLASS__/1348945270/g' -e 's/__SLEEPKEY__/7654321/g' "$1"; }
+  -e 's/__SLEEPCLASS__/1348945270/g' -e 's/__SLEEPKEY__/7654321/g' -e 's/__SNAPSHOTKEY__/7654322/g' "$1"; }
 
 # make_db NAME [VERSION]: the bench table with 10,000 rows; tracked by schema VERSION when given.
 make_db() {
@@ -64,6 +64,7 @@ run_rounds() {
       for c in $CLIENTS; do
         for i in $(seq 0 $((n - 1))); do
           d=${designs[$(( (i + round) % n ))]}
+          if declare -F before_cell >/dev/null; then before_cell "$d"; fi
           tps=$("$PGBIN/pgbench" -h "$DIR" -p "$PORT" -U postgres -n -c "$c" -j "$c" -T "$SECONDS_PER_CELL" -f "$DIR/$op.sql" "$d" 2>/dev/null \
                 | sed -nE 's/^tps = ([0-9.]+) .*/\1/p')
           TPS["$op,$c,$d,$round"]=$tps
@@ -94,18 +95,24 @@ require_captured() {
   echo "$1: $captured committed events captured" >&2
 }
 
-# start_consumer DB: builds the benchmark driver and runs a PgEvents consumer (no-op handler) on DB
-# in the background, as in production; sets CONSUMER to its pid and waits until it consumes.
+# start_consumer DB [TABLES]: builds the benchmark driver and runs a PgEvents consumer (no-op handler) on DB
+# in the background, as in production, mapping TABLES (default bench); waits until it consumes.
+CONSUMERS=()
 start_consumer() {
-  dotnet build benchmarks/PgEvents.Benchmarks -c Release -o "$DIR/consumer" >/dev/null
-  dotnet "$DIR/consumer/PgEvents.Benchmarks.dll" --consume "Host=$DIR;Port=$PORT;Username=postgres;Database=$1" bench > "$DIR/consumer.log" 2>&1 &
-  CONSUMER=$!
-  BACKGROUND_PIDS+=($CONSUMER)
-  for _ in $(seq 1 300); do grep -q consuming "$DIR/consumer.log" 2>/dev/null && break; sleep 0.1; done
-  grep -q consuming "$DIR/consumer.log" || { echo "the consumer did not start:" >&2; cat "$DIR/consumer.log" >&2; exit 1; }
+  [ -f "$DIR/consumer/PgEvents.Benchmarks.dll" ] || dotnet build benchmarks/PgEvents.Benchmarks -c Release -o "$DIR/consumer" >/dev/null
+  local log="$DIR/consumer-$1.log" pid
+  dotnet "$DIR/consumer/PgEvents.Benchmarks.dll" --consume "Host=$DIR;Port=$PORT;Username=postgres;Database=$1" "${2:-bench}" > "$log" 2>&1 &
+  pid=$!
+  BACKGROUND_PIDS+=($pid)
+  CONSUMERS+=("$pid:$log")
+  for _ in $(seq 1 300); do grep -q consuming "$log" 2>/dev/null && break; sleep 0.1; done
+  grep -q consuming "$log" || { echo "the consumer of $1 did not start:" >&2; cat "$log" >&2; exit 1; }
 }
 
 # require_consumer_alive: a dead consumer would make the consumed design look cheap.
 require_consumer_alive() {
-  kill -0 "$CONSUMER" 2>/dev/null || { echo "the consumer died:" >&2; cat "$DIR/consumer.log" >&2; exit 1; }
+  local c
+  for c in "${CONSUMERS[@]}"; do
+    kill -0 "${c%%:*}" 2>/dev/null || { echo "a consumer died:" >&2; cat "${c#*:}" >&2; exit 1; }
+  done
 }

@@ -17,7 +17,7 @@ internal static partial class PgEventsLog
     [LoggerMessage(4, LogLevel.Debug, "PgEvents reader saw a hole at positions {From}..{To}; {Count} transactions are in their commit phase and may still fill it")]
     public static partial void HoleObserved(ILogger logger, long from, long to, int count);
 
-    [LoggerMessage(5, LogLevel.Information, "PgEvents reader passed over positions {From}..{To}: no transaction that took them can commit any more (rolled back after taking a position, or burnt by a server restart)")]
+    [LoggerMessage(5, LogLevel.Debug, "PgEvents reader passed over positions {From}..{To}: no transaction that took them can commit any more, or they hold nothing for this consumer (rolled back after taking a position, burnt by a server restart, or another consumer's snapshot chunks)")]
     public static partial void HoleSkipped(ILogger logger, long from, long to);
 
     [LoggerMessage(10, LogLevel.Information, "PgEvents consumer {Consumer} started at position {Cursor}")]

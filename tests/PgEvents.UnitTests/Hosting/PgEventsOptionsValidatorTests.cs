@@ -41,6 +41,8 @@ public sealed class PgEventsOptionsValidatorTests
         { "RetryBackoffMultiplier", o => o.RetryBackoffMultiplier = double.NaN, "at least 1" },
         { "BatchSize", o => o.BatchSize = 0, "between 1 and 100000" },
         { "BatchSize", o => o.BatchSize = 100_001, "between 1 and 100000" },
+        { "SnapshotChunkSize", o => o.SnapshotChunkSize = 0, "between 1 and 100000" },
+        { "SnapshotChunkSize", o => o.SnapshotChunkSize = 100_001, "between 1 and 100000" },
         { "UnmappedTablePolicy", o => o.UnmappedTablePolicy = (UnmappedTablePolicy)42, "unknown value 42" },
         { "StandbyRetryInterval", o => o.StandbyRetryInterval = TimeSpan.Zero, "must be positive" },
         { "KeepAliveInterval", o => o.KeepAliveInterval = TimeSpan.Zero, "must be positive" },

@@ -50,7 +50,7 @@ public sealed partial class SchemaScriptTests
     public void Render_substitutes_each_placeholder_with_the_installation_value()
     {
         var settings = new SchemaSettings("Event Log", "pgevents");
-        var script = new SchemaScript(1, "001_test.sql", "__SCHEMA__|__TXKEY__|__COMMITLOCK__|__SLEEPCLASS__|__SLEEPKEY__|__TXKEY___truncating");
+        var script = new SchemaScript(1, "001_test.sql", "__SCHEMA__|__TXKEY__|__COMMITLOCK__|__SLEEPCLASS__|__SLEEPKEY__|__SNAPSHOTKEY__|__TXKEY___truncating");
 
         var rendered = script.Render(settings);
 
@@ -60,6 +60,7 @@ public sealed partial class SchemaScriptTests
             settings.CommitLockClass.ToString(CultureInfo.InvariantCulture),
             SchemaSettings.AdvisoryLockClass.ToString(CultureInfo.InvariantCulture),
             settings.DoorbellKey.ToString(CultureInfo.InvariantCulture),
+            settings.SnapshotKey.ToString(CultureInfo.InvariantCulture),
             settings.TransactionKey + "_truncating"));
     }
 
