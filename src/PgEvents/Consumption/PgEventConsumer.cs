@@ -125,6 +125,13 @@ internal sealed class PgEventConsumer : IEventConsumer
         {
             await InstallAsync(cancellationToken).ConfigureAwait(false);
         }
+        else if (await _schema.GetInstalledVersionAsync(cancellationToken).ConfigureAwait(false) is var installed && installed < PgEventsSchema.LatestVersion)
+        {
+            // Otherwise the first read fails on a missing column, far from the cause.
+            throw new PgEventsException(
+                $"The PgEvents schema '{_options.SchemaName}' is at version {installed}, and this version of PgEvents needs version {PgEventsSchema.LatestVersion}. " +
+                "Install it (IEventConsumer.InstallAsync or PgEventsSchema.InstallAsync, e.g. from your migrations), or set InstallOnStart.");
+        }
 
         // Without this, a capture trigger someone disabled (or a partition added without its
         // TRUNCATE trigger) would lose changes silently while the consumer reports itself healthy.

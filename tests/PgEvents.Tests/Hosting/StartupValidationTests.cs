@@ -184,4 +184,19 @@ public sealed class StartupValidationTests(DatabaseFixture db) : IClassFixture<D
         (await run.Should().ThrowAsync<PgEventsException>()).Which.Message
             .Should().Contain("sv_disabled").And.Contain(trigger).And.Contain("disabled");
     }
+
+    [Fact]
+    public async Task A_consumer_that_does_not_install_refuses_to_start_on_an_older_schema_version()
+    {
+        await db.ExecuteAsync("CREATE TABLE sv_old (id bigint PRIMARY KEY, label text NOT NULL)");
+        await db.InstallAsOfVersionAsync(PgEventsSchema.LatestVersion - 1, "log_sv_old");
+        await using var host = ConsumerHost.Create(db.ConnectionString,
+            b => b.AddHandler<KeylessRow, RecordingHandler<KeylessRow>>("sv_old"),
+            o => { o.ConsumerName = "sv_old"; o.InstallOnStart = false; });
+
+        var run = () => RunBrieflyAsync(host);
+
+        (await run.Should().ThrowAsync<PgEventsException>()).Which.Message.Should()
+            .Contain($"version {PgEventsSchema.LatestVersion - 1}").And.Contain($"needs version {PgEventsSchema.LatestVersion}").And.Contain("InstallAsync");
+    }
 }

@@ -99,7 +99,8 @@ public sealed class DatabaseFixture : IAsyncLifetime
             "(version integer PRIMARY KEY, script text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())");
         foreach (var script in SchemaScript.Embedded.Where(s => s.Version <= version))
         {
-            await ExecuteAsync(script.Render(settings));
+            // In a transaction, as the installer runs each script (some lock tables).
+            await ExecuteAsync("BEGIN;\n" + script.Render(settings) + "\nCOMMIT;");
             await ExecuteAsync($"INSERT INTO {settings.Qualify("schema_version")} (version, script) VALUES (@v, @s)", ("v", script.Version), ("s", script.Name));
         }
 

@@ -312,4 +312,23 @@ public sealed class SnapshotTests(DatabaseFixture db) : IClassFixture<DatabaseFi
         var request = () => host.Consumer.RequestSnapshotAsync("snap_unmapped");
         (await request.Should().ThrowAsync<PgEventsException>()).Which.Message.Should().Contain("snap_unmapped").And.Contain("no handler of this consumer is mapped");
     }
+
+    [Fact]
+    public async Task A_log_written_by_version_7_upgrades_in_place_and_its_events_arrive_before_the_snapshot()
+    {
+        await CreateTableAsync("snap_upgrade", 120);
+        var old = await db.InstallAsOfVersionAsync(7, "log_snap_snap_upgrade");
+        await old.TrackTableAsync(new TableName("public", "snap_upgrade"));
+        await db.ExecuteAsync("UPDATE snap_upgrade SET version = version + 1, note = 'before upgrade' WHERE id <= 5");
+
+        var replica = new SnapshotReplica();
+        await using var host = await Host("snap_upgrade", replica).StartAsync();
+        await SnapshotDeliveredAsync(host.Consumer);
+
+        (await old.GetInstalledVersionAsync()).Should().Be(PgEventsSchema.LatestVersion);
+        replica.Deliveries.Take(5).Should().OnlyContain(d => d.Kind == ChangeKind.Update, "the events logged before the upgrade come first");
+        replica.Count(ChangeKind.Snapshot).Should().Be(120);
+        await replica.ShouldMatchAsync(db.DataSource, "snap_upgrade");
+        replica.Violations.Should().BeEmpty();
+    }
 }
