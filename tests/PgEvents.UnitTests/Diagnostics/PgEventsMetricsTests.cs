@@ -44,6 +44,7 @@ public sealed class PgEventsMetricsTests : IDisposable
             ("pgevents.reconnects", "{reconnect}"),
             ("pgevents.wakeups", "{wakeup}"),
             ("pgevents.dead_letters", "{event}"),
+            ("pgevents.snapshot.rows", "{row}"),
             ("pgevents.lag.events", "{event}"),
             ("pgevents.lag.seconds", "s"),
         });
@@ -61,6 +62,7 @@ public sealed class PgEventsMetricsTests : IDisposable
         using var reconnects = Collect<long>("pgevents.reconnects");
         using var wakeUps = Collect<long>("pgevents.wakeups");
         using var deadLetters = Collect<long>("pgevents.dead_letters");
+        using var snapshotRows = Collect<long>("pgevents.snapshot.rows");
         var consumer = new KeyValuePair<string, object?>("pgevents.consumer", "c1");
 
         metrics.EventsDelivered.Add(3, consumer);
@@ -70,6 +72,7 @@ public sealed class PgEventsMetricsTests : IDisposable
         metrics.Reconnects.Add(2, consumer);
         metrics.WakeUps.Add(1, new KeyValuePair<string, object?>("pgevents.trigger", "notify"));
         metrics.DeadLetters.Add(4, consumer);
+        metrics.SnapshotRows.Add(1000, consumer);
 
         delivered.LastMeasurement!.Value.Should().Be(3);
         delivered.LastMeasurement.Tags.Should().Contain("pgevents.consumer", "c1");
@@ -79,6 +82,7 @@ public sealed class PgEventsMetricsTests : IDisposable
         reconnects.LastMeasurement!.Value.Should().Be(2);
         wakeUps.LastMeasurement!.Tags.Should().Contain("pgevents.trigger", "notify");
         deadLetters.LastMeasurement!.Value.Should().Be(4);
+        snapshotRows.LastMeasurement!.Value.Should().Be(1000);
     }
 
     [Fact]
@@ -177,6 +181,6 @@ public sealed class PgEventsMetricsTests : IDisposable
 
         metrics.Dispose();
 
-        completed.Should().HaveCount(9, "disposing the meter completes each of its instruments");
+        completed.Should().HaveCount(10, "disposing the meter completes each of its instruments");
     }
 }
