@@ -1,4 +1,6 @@
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using Npgsql;
 using PgEvents.Tests.Infrastructure;
 
@@ -72,9 +74,13 @@ public sealed class SnapshotTests(DatabaseFixture db) : IClassFixture<DatabaseFi
     {
         await CreateTableAsync("snap_basic", 230);
         var replica = new SnapshotReplica();
-        await using (var host = await Host("snap_basic", replica).StartAsync())
+        await using (var host = Host("snap_basic", replica))
         {
+            using var rows = new MetricCollector<long>(host.Services.GetRequiredService<IMeterFactory>(), "PgEvents", "pgevents.snapshot.rows");
+            await host.StartAsync();
             var status = await SnapshotDeliveredAsync(host.Consumer);
+            rows.GetMeasurementSnapshot().Sum(m => m.Value).Should().Be(230);
+            rows.LastMeasurement!.Tags.Should().Contain("pgevents.table", "\"public\".\"snap_basic\"");
             var progress = status.Snapshots.Single();
             progress.IsInitial.Should().BeTrue();
             progress.RowsRead.Should().Be(230);
