@@ -7,7 +7,8 @@ namespace PgEvents;
 /// <summary>
 /// The connections PgEvents uses, kept apart from any <see cref="NpgsqlDataSource"/> the host
 /// registers. TCP keepalive is turned on unless configured, so a half-open LISTEN connection is
-/// detected instead of waiting forever. Npgsql logs through the host's logger factory.
+/// detected instead of waiting forever. Npgsql logs through the host's logger factory, and
+/// <see cref="PgEventsOptions.ConfigureDataSource"/> configures both data sources after that.
 /// </summary>
 internal sealed class PgEventsDataSource : IAsyncDisposable, IDisposable
 {
@@ -24,7 +25,8 @@ internal sealed class PgEventsDataSource : IAsyncDisposable, IDisposable
             builder.ApplicationName = "PgEvents:" + options.Value.ConsumerName;
         }
 
-        DataSource = Build(builder, loggerFactory);
+        var configure = options.Value.ConfigureDataSource;
+        DataSource = Build(builder, loggerFactory, configure);
 
         // Npgsql resets a pooled connection lazily: Close returns it to the pool as it is, and the
         // DISCARD ALL that drops its session state is only sent with its next use. A session advisory
@@ -34,7 +36,7 @@ internal sealed class PgEventsDataSource : IAsyncDisposable, IDisposable
         // backend, and PostgreSQL releases the session's locks and listens with it. Opening a physical
         // connection costs a few milliseconds, paid once per (re)connect of the consumer.
         var session = new NpgsqlConnectionStringBuilder(builder.ConnectionString) { Pooling = false, Multiplexing = false };
-        SessionDataSource = Build(session, loggerFactory);
+        SessionDataSource = Build(session, loggerFactory, configure, sessions: true);
     }
 
     /// <summary>Pooled connections for short, stateless work: status queries, replays, installs.</summary>
@@ -46,12 +48,21 @@ internal sealed class PgEventsDataSource : IAsyncDisposable, IDisposable
     /// </summary>
     public NpgsqlDataSource SessionDataSource { get; }
 
-    private static NpgsqlDataSource Build(NpgsqlConnectionStringBuilder connectionString, ILoggerFactory? loggerFactory)
+    private static NpgsqlDataSource Build(
+        NpgsqlConnectionStringBuilder connectionString, ILoggerFactory? loggerFactory, Action<NpgsqlDataSourceBuilder>? configure, bool sessions = false)
     {
         var builder = new NpgsqlDataSourceBuilder(connectionString.ConnectionString);
         if (loggerFactory is not null)
         {
             builder.UseLoggerFactory(loggerFactory);
+        }
+
+        configure?.Invoke(builder);
+        if (sessions)
+        {
+            // Whatever the callback did, a session must stay a connection of its own (see above).
+            builder.ConnectionStringBuilder.Pooling = false;
+            builder.ConnectionStringBuilder.Multiplexing = false;
         }
 
         return builder.Build();

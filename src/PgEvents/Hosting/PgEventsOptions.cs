@@ -12,6 +12,16 @@ public sealed class PgEventsOptions
     public string? ConnectionString { get; set; }
 
     /// <summary>
+    /// Configures the connections beyond the connection string, as <c>AddNpgsqlDataSource</c> does:
+    /// password or token providers (Entra ID, IAM), TLS callbacks, type mappings, multi-host settings.
+    /// Called for each of the two data sources PgEvents builds from <see cref="ConnectionString"/> (its
+    /// pooled one, and an unpooled one for the connections that hold session state: the lease and
+    /// LISTEN, which must not go back to a pool), after the host's logger factory is set. Pooling
+    /// settings made here apply to the pooled one only.
+    /// </summary>
+    public Action<Npgsql.NpgsqlDataSourceBuilder>? ConfigureDataSource { get; set; }
+
+    /// <summary>
     /// Name of this consumer. Each name has its own cursor and receives every event; processes
     /// sharing a name share the cursor. Default <c>default</c>.
     /// </summary>
