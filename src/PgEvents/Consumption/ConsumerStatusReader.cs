@@ -8,14 +8,16 @@ namespace PgEvents;
 /// </summary>
 internal sealed class ConsumerStatusReader(NpgsqlDataSource dataSource, SchemaSettings settings, ConsumerState state, DeliveryProgress progress, SnapshotStore snapshotStore)
 {
+    // Lag counts this consumer's events only (SubscriptionFilter); its time is the age of the oldest
+    // commit the cursor has not passed, which a consumer passes at once when none of it is its own.
     private readonly string _lagSql =
         $"""
+        WITH {SubscriptionFilter.CommonTables(settings)}
         SELECT (SELECT coalesce(max(position), 0) FROM {settings.Qualify("transactions")}),
                (SELECT count(*) FROM {settings.Qualify("transactions")} t JOIN {settings.Qualify("events")} e ON e.xid = t.xid
-                 WHERE t.position > @position AND (e.snapshot_for IS NULL OR e.snapshot_for = @consumer))
-               + (SELECT count(*) FROM {settings.Qualify("events")} e
-                   WHERE e.xid = (SELECT xid FROM {settings.Qualify("transactions")} WHERE position = @position)
-                     AND e.event_id > @event_id AND (e.snapshot_for IS NULL OR e.snapshot_for = @consumer)),
+                 WHERE t.position > @position AND {SubscriptionFilter.Condition("e", "t")})
+               + (SELECT count(*) FROM {settings.Qualify("transactions")} t JOIN {settings.Qualify("events")} e ON e.xid = t.xid
+                   WHERE t.position = @position AND e.event_id > @event_id AND {SubscriptionFilter.Condition("e", "t")}),
                (SELECT extract(epoch FROM now() - committed_at)::float8 FROM {settings.Qualify("transactions")}
                  WHERE position > @position ORDER BY position LIMIT 1)
         """;

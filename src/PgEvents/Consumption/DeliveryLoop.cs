@@ -49,6 +49,9 @@ internal sealed class DeliveryLoop(
         await using var listener = await NotificationListener.StartAsync(
             sessions, options.NotificationChannel, options.KeepAliveInterval, wakeUp, cancellationToken).ConfigureAwait(false);
         var cursor = await progress.LoadAsync(connection, cancellationToken).ConfigureAwait(false);
+
+        // Before the first read, which it filters: see SubscriptionFilter.
+        await new SubscriptionStore(settings, options.ConsumerName).RecordAsync(connection, tables, cancellationToken).ConfigureAwait(false);
         state.BecomeActive();
         if (reconnecting)
         {
@@ -86,6 +89,10 @@ internal sealed class DeliveryLoop(
 
         // With lanes the log is read ahead of the cursor, which follows the lanes' low watermark.
         var readFrom = progress.Delivered;
+
+        // The end of transactions read that hold nothing for this consumer, not yet passed by the
+        // cursor because lanes were still working on changes before them.
+        long? pass = null;
         var readAfterCommitPhase = false;
         var limits = new ReadLimits(
             options.BatchSize, options.MaxBatchBytes, WholeTransactions: batched && options.BatchBoundary == BatchBoundary.Transaction);
@@ -98,18 +105,33 @@ internal sealed class DeliveryLoop(
                 var batch = await reader.ReadAsync(connection, lanes is null ? progress.Delivered : readFrom, limits, cancellationToken).ConfigureAwait(false);
                 try
                 {
-                    if (batch.Events.Count > 0)
+                    if (batch.Events.Count > 0 || batch.PassedThrough is not null)
                     {
                         // Busy: writers need not notify (and so do not queue on PostgreSQL's NOTIFY lock).
                         await doorbell.ReleaseAsync(connection, cancellationToken).ConfigureAwait(false);
                         readAfterCommitPhase = false;
-                        metrics.BatchSize.Record(batch.Events.Count, _consumerTag);
-                        await DeliverAsync(connection, batch, lanes, cancellationToken).ConfigureAwait(false);
-                        readFrom = batch.Events[^1].LogPosition;
+                        if (batch.Events.Count > 0)
+                        {
+                            metrics.BatchSize.Record(batch.Events.Count, _consumerTag);
+                            await DeliverAsync(connection, batch, lanes, cancellationToken).ConfigureAwait(false);
+                            readFrom = batch.Events[^1].LogPosition;
+                        }
+
+                        if (batch.PassedThrough is { } passed)
+                        {
+                            // Nothing of those transactions is this consumer's: the cursor passes them
+                            // (so a consumer of quiet tables does not hold retention back).
+                            readFrom = new LogPosition(passed, long.MaxValue);
+                            pass = passed;
+                        }
+
+                        pass = PassIfIdle(pass, lanes);
                         await progress.SaveAsync(connection, cancellationToken).ConfigureAwait(false);
                         continue;
                     }
 
+                    pass = PassIfIdle(pass, lanes);
+                    await progress.SaveAsync(connection, cancellationToken).ConfigureAwait(false);
                     if (lanes is { InFlight: > 0 })
                     {
                         // Everything read is on the lanes: save the cursor as they complete, and read
@@ -130,6 +152,7 @@ internal sealed class DeliveryLoop(
                 {
                     // A replay moved the cursor: continue from where it now points.
                     (reader, lanes, readFrom) = await RestartAfterResetAsync(connection, lanes, keys, cancellationToken).ConfigureAwait(false);
+                    pass = null;
                     continue;
                 }
 
@@ -138,6 +161,7 @@ internal sealed class DeliveryLoop(
                 if (await progress.Store.WasResetAsync(connection, cancellationToken).ConfigureAwait(false))
                 {
                     (reader, lanes, readFrom) = await RestartAfterResetAsync(connection, lanes, keys, cancellationToken).ConfigureAwait(false);
+                    pass = null;
                     continue;
                 }
 
@@ -171,6 +195,25 @@ internal sealed class DeliveryLoop(
                 await lanes.DisposeAsync().ConfigureAwait(false);
             }
         }
+    }
+
+    /// <summary>
+    /// Moves the cursor to the end of <paramref name="pass"/> once no change before it is still on a
+    /// lane (at once without lanes); returns what is left to pass.
+    /// </summary>
+    private long? PassIfIdle(long? pass, LaneScheduler? lanes)
+    {
+        if (pass is not { } position || lanes is { InFlight: > 0 })
+        {
+            return pass;
+        }
+
+        if (progress.Delivered.Position < position)
+        {
+            progress.Advance(new LogPosition(position, long.MaxValue));
+        }
+
+        return null;
     }
 
     private TimeSpan LaneReadInterval => options.PollInterval < TimeSpan.FromMilliseconds(50) ? options.PollInterval : TimeSpan.FromMilliseconds(50);

@@ -1,7 +1,7 @@
 namespace PgEvents;
 
 /// <summary>What one read of the log returned.</summary>
-internal sealed class ChangeLogBatch(IReadOnlyList<CapturedEvent> events, PositionHole? waitingOn, bool endsTransaction = true)
+internal sealed class ChangeLogBatch(IReadOnlyList<CapturedEvent> events, PositionHole? waitingOn, bool endsTransaction = true, long? passedThrough = null)
 {
     /// <summary>Events safe to deliver, in order, contiguous after the position read from.</summary>
     public IReadOnlyList<CapturedEvent> Events { get; } = events;
@@ -14,4 +14,10 @@ internal sealed class ChangeLogBatch(IReadOnlyList<CapturedEvent> events, Positi
 
     /// <summary>Whether the last event is the last of its transaction (true when there are none).</summary>
     public bool EndsTransaction { get; } = endsTransaction;
+
+    /// <summary>
+    /// The last position after the events (or after the position read from) that holds nothing for
+    /// this consumer, when the read ended with such transactions: the cursor may move to its end.
+    /// </summary>
+    public long? PassedThrough { get; } = passedThrough;
 }

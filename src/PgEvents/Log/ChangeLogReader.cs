@@ -25,8 +25,8 @@ internal sealed class ChangeLogReader
     private readonly string _sql;
     private readonly string _transactionSql;
 
-    // Snapshot events are addressed to one consumer; to every other one their transaction is a
-    // position with nothing in it, passed over like a rolled-back one.
+    // Reads are filtered to this consumer's events (SubscriptionFilter); a transaction with none is
+    // read as a marker, which keeps positions contiguous and lets the cursor move past it.
     private readonly string _consumer;
     private PositionHole? _hole;
 
@@ -47,8 +47,12 @@ internal sealed class ChangeLogReader
         // event past the bound costs neither server nor client any detoasting. Rendered text can be
         // larger than the stored size; ReadRowsAsync bounds that. lead() tells whether the next event
         // belongs to the same transaction, for reads that must end at a transaction's end.
+        // Events are filtered to this consumer's (SubscriptionFilter); the left join turns a later
+        // transaction with none of them into one row without an event, a marker the cursor may pass,
+        // and the read position's own transaction, once delivered, into nothing.
         _sql =
             $"""
+            WITH {SubscriptionFilter.CommonTables(settings)}
             SELECT position, event_id, xid::text, schema_name, table_name, operation,
                    row_data::text, old_row_data::text, captured_at, committed_at, next_position
               FROM (SELECT r.*,
@@ -60,11 +64,12 @@ internal sealed class ChangeLogReader
                                    coalesce(pg_column_size(e.row_data), 0) + coalesce(pg_column_size(e.old_row_data), 0) AS stored_bytes
                               FROM (SELECT xid, position, committed_at FROM {settings.Qualify("transactions")}
                                      WHERE position >= @position ORDER BY position LIMIT @limit) AS t
-                             CROSS JOIN LATERAL (
+                              LEFT JOIN LATERAL (
                                     SELECT * FROM {settings.Qualify("events")} AS ev
                                      WHERE ev.xid = t.xid AND ev.event_id > CASE WHEN t.position = @position THEN @event_id ELSE 0 END
-                                       AND (ev.snapshot_for IS NULL OR ev.snapshot_for = @consumer)
-                                     ORDER BY ev.event_id LIMIT @limit) AS e
+                                       AND {SubscriptionFilter.Condition("ev", "t")}
+                                     ORDER BY ev.event_id LIMIT @limit) AS e ON true
+                             WHERE e.event_id IS NOT NULL OR t.position > @position
                              ORDER BY t.position, e.event_id
                              LIMIT @limit) AS r
                     WINDOW w AS (ORDER BY r.position, r.event_id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) AS b
@@ -73,12 +78,13 @@ internal sealed class ChangeLogReader
             """;
         _transactionSql =
             $"""
+            WITH {SubscriptionFilter.CommonTables(settings)}
             SELECT t.position, e.event_id, e.xid::text, e.schema_name, e.table_name, e.operation,
                    e.row_data::text, e.old_row_data::text, e.captured_at, t.committed_at, NULL::bigint
               FROM {settings.Qualify("transactions")} AS t
               JOIN {settings.Qualify("events")} AS e ON e.xid = t.xid
              WHERE t.position = @position AND e.event_id > @event_id
-               AND (e.snapshot_for IS NULL OR e.snapshot_for = @consumer)
+               AND {SubscriptionFilter.Condition("e", "t")}
              ORDER BY e.event_id
             """;
     }
@@ -112,7 +118,7 @@ internal sealed class ChangeLogReader
             var (deliverable, gap) = TakeContiguous(after, rows);
             if (gap is not var (from, to))
             {
-                return await EndBatchAsync(connection, rows, deliverable, limits, waitingOn: null, cancellationToken).ConfigureAwait(false);
+                return await EndBatchAsync(connection, after, rows, deliverable, limits, waitingOn: null, cancellationToken).ConfigureAwait(false);
             }
 
             if (_hole is null || !_hole.Covers(from, to))
@@ -128,17 +134,18 @@ internal sealed class ChangeLogReader
                 }
             }
 
-            return await EndBatchAsync(connection, rows, deliverable, limits, _hole, cancellationToken).ConfigureAwait(false);
+            return await EndBatchAsync(connection, after, rows, deliverable, limits, _hole, cancellationToken).ConfigureAwait(false);
         }
     }
 
     /// <summary>
     /// The first <paramref name="deliverable"/> rows as a batch; for whole-transaction reads cut back
     /// to the last transaction's end, or, when the first transaction alone exceeds the limits, that
-    /// whole transaction read on its own.
+    /// whole transaction read on its own. Transactions with nothing for this consumer at the end
+    /// let the cursor pass them.
     /// </summary>
     private async Task<ChangeLogBatch> EndBatchAsync(
-        NpgsqlConnection connection, List<LogRow> rows, int deliverable, ReadLimits limits, PositionHole? waitingOn, CancellationToken cancellationToken)
+        NpgsqlConnection connection, LogPosition after, List<LogRow> rows, int deliverable, ReadLimits limits, PositionHole? waitingOn, CancellationToken cancellationToken)
     {
         var end = deliverable;
         if (limits.WholeTransactions && end > 0 && rows[end - 1].Continues)
@@ -150,20 +157,25 @@ internal sealed class ChangeLogReader
 
             if (end == 0)
             {
-                var first = rows[0].Event;
+                // Only an event continues its transaction, so the first row is one.
+                var first = rows[0].Event!;
                 var whole = await ReadRowsAsync(
                     connection, _transactionSql, new LogPosition(first.Position, first.EventId - 1), limit: null, maxBytes: null, cancellationToken).ConfigureAwait(false);
-                return new ChangeLogBatch(whole.ConvertAll(r => r.Event), waitingOn, endsTransaction: true);
+                return new ChangeLogBatch(whole.ConvertAll(r => r.Event!), waitingOn, endsTransaction: true);
             }
         }
 
         var events = new List<CapturedEvent>(end);
         for (var i = 0; i < end; i++)
         {
-            events.Add(rows[i].Event);
+            if (rows[i].Event is { } captured)
+            {
+                events.Add(captured);
+            }
         }
 
-        return new ChangeLogBatch(events, waitingOn, endsTransaction: end == 0 || !rows[end - 1].Continues);
+        long? passedThrough = end > 0 && rows[end - 1].Event is null && rows[end - 1].Position > after.Position ? rows[end - 1].Position : null;
+        return new ChangeLogBatch(events, waitingOn, endsTransaction: end == 0 || !rows[end - 1].Continues, passedThrough);
     }
 
     /// <summary>
@@ -205,6 +217,14 @@ internal sealed class ChangeLogReader
                 break;
             }
 
+            if (reader.IsDBNull(1))
+            {
+                // A committed transaction with nothing for this consumer (other tables, another
+                // consumer's snapshot): a marker.
+                rows.Add(new LogRow(null, reader.GetInt64(0), Continues: false));
+                continue;
+            }
+
             var captured = new CapturedEvent(
                 Position: reader.GetInt64(0),
                 EventId: reader.GetInt64(1),
@@ -224,7 +244,7 @@ internal sealed class ChangeLogReader
 
             textBytes += size;
             var continues = reader.IsDBNull(10) ? limit is null : reader.GetInt64(10) == captured.Position;
-            rows.Add(new LogRow(captured, continues));
+            rows.Add(new LogRow(captured, captured.Position, continues));
         }
 
         if (limit is null && rows.Count > 0)
@@ -235,8 +255,11 @@ internal sealed class ChangeLogReader
         return rows;
     }
 
-    /// <summary>An event as read, and whether the next event belongs to the same transaction.</summary>
-    private readonly record struct LogRow(CapturedEvent Event, bool Continues);
+    /// <summary>
+    /// An event as read (null for a transaction with nothing for this consumer), its position, and
+    /// whether the next event belongs to the same transaction.
+    /// </summary>
+    private readonly record struct LogRow(CapturedEvent? Event, long Position, bool Continues);
 
     /// <summary>
     /// How many rows from the start are deliverable, and the first gap that stops them (if any).
@@ -247,7 +270,7 @@ internal sealed class ChangeLogReader
         var current = after.Position;
         for (var i = 0; i < rows.Count; i++)
         {
-            var position = rows[i].Event.Position;
+            var position = rows[i].Position;
             if (position == current || position == current + 1)
             {
                 current = position;

@@ -52,8 +52,12 @@ public sealed class SnapshotInterleavingTests(DatabaseFixture db) : IClassFixtur
         var earlyPosition = await db.ScalarAsync<long>("SELECT last_value FROM log_snap_window.position_seq");
 
         await host.Consumer.RequestSnapshotAsync("snap_window");
+        // The chunk's statement, not the consumer's doorbell (which waits on the same lock while it
+        // goes to sleep), must be the one waiting.
         await Eventually.UntilAsync(
-            () => db.ScalarAsync<long>("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND mode = 'ShareLock' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())").ContinueWith(t => t.Result >= 1),
+            () => db.ScalarAsync<long>(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%snapshot_chunk%'")
+                .ContinueWith(t => t.Result == 1),
             "the chunk transaction waits for the transaction in its commit phase");
 
         // These take positions after the chunk's and commit while it waits: the chunk must not show them.
