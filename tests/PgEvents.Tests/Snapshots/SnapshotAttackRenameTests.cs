@@ -54,7 +54,7 @@ public sealed class SnapshotAttackRenameTests(DatabaseFixture db) : IClassFixtur
         await RunAsync(early, "BEGIN; UPDATE snap_rename_side SET version = 2 WHERE id = 1; SET CONSTRAINTS ALL IMMEDIATE");
         await host.Consumer.RequestSnapshotAsync("snap_rename");
         await Eventually.UntilAsync(
-            () => db.ScalarAsync<long>("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND mode = 'ShareLock' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())").ContinueWith(t => t.Result >= 1),
+            () => db.ScalarAsync<long>(SnapshotReplica.ChunksWaitingSql).ContinueWith(t => t.Result >= 1),
             "the chunk transaction waits for the transaction in its commit phase");
 
         // A plain rename: the chunk holds no lock on the table while it waits, so nothing stops it.

@@ -52,7 +52,7 @@ public sealed class SnapshotAttackTimeZoneTests(DatabaseFixture db) : IClassFixt
         await RunAsync(early, "BEGIN; UPDATE snap_tz SET version = 2, note = 'early' WHERE uid = 3; SET CONSTRAINTS ALL IMMEDIATE");
         await host.Consumer.RequestSnapshotAsync("snap_tz");
         await Eventually.UntilAsync(
-            () => db.ScalarAsync<long>("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND mode = 'ShareLock' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())").ContinueWith(t => t.Result >= 1),
+            () => db.ScalarAsync<long>(SnapshotReplica.ChunksWaitingSql).ContinueWith(t => t.Result >= 1),
             "the chunk transaction waits for the transaction in its commit phase");
 
         // Positions after the chunk's, committed before it reads, by a session in India.
