@@ -117,9 +117,8 @@ DECLARE
     v_order text;
     v_order_desc text;
     v_after text;
-    v_key_of_row text;
-    v_key_of_new text;
-    v_key_of_old text;
+    v_key_record text;
+    v_key_match text;
     v_last_text text;
     v_last text[];
     v_holder bigint;
@@ -166,16 +165,18 @@ BEGIN
                 pg_advisory_unlock_shared((__COMMITLOCK__::bigint << 32) | v_holder);
     END LOOP;
 
-    -- Step 3, one statement and so one snapshot. Keys are compared as JSON, the form events hold.
+    -- Step 3, one statement and so one snapshot. The keys events hold are read back into the key's
+    -- types and compared with the key's own equality: their JSON text depends on the writer's
+    -- session (a timestamptz is written in its TimeZone, an interval in its IntervalStyle), so two
+    -- texts of one key need not be equal.
     v_table := format('%I.%I', v_schema_name, v_table_name);
     SELECT string_agg(format('c.%I', col), ', '),
            string_agg(format('c.%I DESC', col), ', '),
            string_agg(format('$1[%s]::%s', ord, v_key.types[ord]), ', '),
-           'jsonb_build_array(' || string_agg(format('to_jsonb(c.%I)', col), ', ') || ')',
-           'jsonb_build_array(' || string_agg(format('e.row_data -> %L', col), ', ') || ')',
-           'jsonb_build_array(' || string_agg(format('e.old_row_data -> %L', col), ', ') || ')',
+           string_agg(format('%I %s', col, v_key.types[ord]), ', '),
+           '(' || string_agg(format('newer.%I', col), ', ') || ') = (' || string_agg(format('c.%I', col), ', ') || ')',
            'ARRAY[' || string_agg(format('c.%I::text', col), ', ') || ']'
-      INTO v_order, v_order_desc, v_after, v_key_of_row, v_key_of_new, v_key_of_old, v_last_text
+      INTO v_order, v_order_desc, v_after, v_key_record, v_key_match, v_last_text
       FROM unnest(v_key.columns) WITH ORDINALITY AS k(col, ord);
 
     EXECUTE format(
@@ -183,23 +184,26 @@ BEGIN
         WITH chunk AS MATERIALIZED (
                 SELECT * FROM %1$s AS c %2$s ORDER BY %3$s LIMIT $2),
              newer AS (
-                SELECT k.key FROM __SCHEMA__.transactions t
+                SELECT k.* FROM __SCHEMA__.transactions t
                   JOIN __SCHEMA__.events e ON e.xid = t.xid
-                 CROSS JOIN LATERAL (VALUES (%4$s), (%5$s)) AS k(key)
+                 CROSS JOIN LATERAL (
+                        SELECT * FROM jsonb_to_record(e.row_data) AS x(%4$s) WHERE e.row_data IS NOT NULL
+                        UNION ALL
+                        SELECT * FROM jsonb_to_record(e.old_row_data) AS x(%4$s) WHERE e.old_row_data IS NOT NULL) AS k
                  WHERE t.position > $3 AND e.snapshot_for IS NULL
                    AND e.schema_name = $4 AND e.table_name = $5),
              written AS (
                 INSERT INTO __SCHEMA__.events (xid, schema_name, table_name, operation, row_data, snapshot_for)
                 SELECT $6, $4, $5, 'SNAPSHOT', to_jsonb(c), $7 FROM chunk AS c
-                 WHERE NOT EXISTS (SELECT 1 FROM newer WHERE newer.key = %6$s)
+                 WHERE NOT EXISTS (SELECT 1 FROM newer WHERE %5$s)
                  ORDER BY %3$s
                 RETURNING 1)
         SELECT (SELECT count(*) FROM chunk)::integer, (SELECT count(*) FROM written)::integer,
-               (SELECT %7$s FROM chunk AS c ORDER BY %8$s LIMIT 1)
+               (SELECT %6$s FROM chunk AS c ORDER BY %7$s LIMIT 1)
         $q$,
         v_table,
         CASE WHEN v_state.last_key IS NULL THEN '' ELSE format('WHERE (%s) > (%s)', v_order, v_after) END,
-        v_order, v_key_of_new, v_key_of_old, v_key_of_row, v_last_text, v_order_desc)
+        v_order, v_key_record, v_key_match, v_last_text, v_order_desc)
       INTO rows_read, rows_written, v_last
       USING v_state.last_key, p_rows, chunk_position, v_schema_name, v_table_name, v_xid, p_consumer;
 
