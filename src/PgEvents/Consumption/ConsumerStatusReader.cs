@@ -16,8 +16,11 @@ internal sealed class ConsumerStatusReader(NpgsqlDataSource dataSource, SchemaSe
                + (SELECT count(*) FROM {settings.Qualify("events")} e
                    WHERE e.xid = (SELECT xid FROM {settings.Qualify("transactions")} WHERE position = @position)
                      AND e.event_id > @event_id AND (e.snapshot_for IS NULL OR e.snapshot_for = @consumer)),
-               (SELECT extract(epoch FROM now() - committed_at)::float8 FROM {settings.Qualify("transactions")}
-                 WHERE position > @position ORDER BY position LIMIT 1)
+               (SELECT extract(epoch FROM now() - t.committed_at)::float8 FROM {settings.Qualify("transactions")} t
+                 WHERE t.position > @position
+                   AND EXISTS (SELECT 1 FROM {settings.Qualify("events")} e
+                                WHERE e.xid = t.xid AND (e.snapshot_for IS NULL OR e.snapshot_for = @consumer))
+                 ORDER BY t.position LIMIT 1)
         """;
 
     public async Task<ConsumerStatus> ReadAsync(CancellationToken cancellationToken)
