@@ -194,6 +194,14 @@ BEGIN
             quote_ident(v_schema_name), quote_ident(v_table_name), quote_ident(v_schema_now), quote_ident(v_table_now)
             USING ERRCODE = '40001';
     END IF;
+    -- The read runs with the consumer's privileges: a row-level security policy would hide rows
+    -- from it, and the snapshot would complete without them. Refuse instead (as the TRUNCATE capture does).
+    IF NOT has_table_privilege(p_relation, 'SELECT') OR row_security_active(p_relation) THEN
+        RAISE EXCEPTION 'PgEvents cannot snapshot table %.%: % cannot read all of its rows (no SELECT privilege, or row-level security applies)',
+            quote_ident(v_schema_now), quote_ident(v_table_now), current_user
+            USING ERRCODE = '42501',
+                  HINT = 'Grant SELECT on it to the consumer''s role, with BYPASSRLS or as the owner of a table whose row-level security is not forced, then request the snapshot again.';
+    END IF;
     v_key := __SCHEMA__.snapshot_key(p_relation);
     IF v_key.columns IS NULL THEN
         RAISE EXCEPTION 'PgEvents cannot continue the snapshot of table %.%: it no longer has a primary key',
