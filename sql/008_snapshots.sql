@@ -43,6 +43,10 @@ CREATE TABLE __SCHEMA__.snapshots (
     table_name      text        NOT NULL,
     reason          text        NOT NULL CHECK (reason IN ('initial', 'requested')),
     requested_at    timestamptz NOT NULL DEFAULT now(),
+    -- The primary key the snapshot reads in (columns and types, as snapshot_key gives them): a
+    -- chunk that finds another key starts over in it, since last_key is a position in this one.
+    key_columns     text[],
+    key_types       text[],
     -- The primary key of the last row read, each column as text, cast back by the next chunk.
     last_key        text[],
     rows_read       bigint      NOT NULL DEFAULT 0,
@@ -85,13 +89,13 @@ BEGIN
     -- Partitions and children hold the rows of a partitioned or inheritance parent.
     SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint INTO v_estimate
       FROM __SCHEMA__.tracked_members(p_table) m JOIN pg_catalog.pg_class c ON c.oid = m.member;
-    INSERT INTO __SCHEMA__.snapshots AS s (consumer, relation, schema_name, table_name, reason, rows_estimated)
-    SELECT p_consumer, p_table, n.nspname, c.relname, p_reason, v_estimate
+    INSERT INTO __SCHEMA__.snapshots AS s (consumer, relation, schema_name, table_name, reason, rows_estimated, key_columns, key_types)
+    SELECT p_consumer, p_table, n.nspname, c.relname, p_reason, v_estimate, v_key.columns, v_key.types
       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
      WHERE c.oid = p_table
     ON CONFLICT (consumer, relation) DO UPDATE
        SET schema_name = EXCLUDED.schema_name, table_name = EXCLUDED.table_name, reason = EXCLUDED.reason,
-           requested_at = now(), last_key = NULL, rows_read = 0, rows_written = 0,
+           requested_at = now(), key_columns = EXCLUDED.key_columns, key_types = EXCLUDED.key_types, last_key = NULL, rows_read = 0, rows_written = 0,
            rows_estimated = EXCLUDED.rows_estimated, chunks = 0, last_position = NULL, completed_at = NULL, error = NULL
      WHERE p_reason = 'requested'
     RETURNING true INTO v_started;
@@ -114,12 +118,13 @@ DECLARE
     v_table text;
     v_schema_name text;
     v_table_name text;
+    v_schema_now text;
+    v_table_now text;
     v_order text;
     v_order_desc text;
     v_after text;
-    v_key_of_row text;
-    v_key_of_new text;
-    v_key_of_old text;
+    v_key_record text;
+    v_key_match text;
     v_last_text text;
     v_last text[];
     v_holder bigint;
@@ -166,16 +171,60 @@ BEGIN
                 pg_advisory_unlock_shared((__COMMITLOCK__::bigint << 32) | v_holder);
     END LOOP;
 
-    -- Step 3, one statement and so one snapshot. Keys are compared as JSON, the form events hold.
+    -- The table was not locked during the wait (that would hold DDL, and the writers queued behind
+    -- it, for as long as the wait): it may have been renamed or given another primary key since it
+    -- was looked up. Lock it now, as the read is about to, and look again. A rename is written
+    -- again from the start (40001, retried by the library): events of later positions may carry
+    -- the old name, and they are matched by name. A rename between rendering the name and locking
+    -- fails the LOCK; the lookup below tells it from a drop.
+    BEGIN
+        EXECUTE format('LOCK TABLE %s IN ACCESS SHARE MODE', p_relation::regclass);
+    EXCEPTION WHEN undefined_table THEN
+        NULL;
+    END;
+    SELECT n.nspname, c.relname INTO v_schema_now, v_table_now
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = p_relation;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'PgEvents cannot continue the snapshot of table %.%: the table no longer exists',
+            quote_ident(v_schema_name), quote_ident(v_table_name) USING ERRCODE = '42P01';
+    END IF;
+    IF v_schema_now <> v_schema_name OR v_table_now <> v_table_name THEN
+        RAISE EXCEPTION 'PgEvents writes this chunk of the snapshot of table %.% again: the table was renamed to %.% while the chunk waited',
+            quote_ident(v_schema_name), quote_ident(v_table_name), quote_ident(v_schema_now), quote_ident(v_table_now)
+            USING ERRCODE = '40001';
+    END IF;
+    -- The read runs with the consumer's privileges: a row-level security policy would hide rows
+    -- from it, and the snapshot would complete without them. Refuse instead (as the TRUNCATE capture does).
+    IF NOT has_table_privilege(p_relation, 'SELECT') OR row_security_active(p_relation) THEN
+        RAISE EXCEPTION 'PgEvents cannot snapshot table %.%: % cannot read all of its rows (no SELECT privilege, or row-level security applies)',
+            quote_ident(v_schema_now), quote_ident(v_table_now), current_user
+            USING ERRCODE = '42501',
+                  HINT = 'Grant SELECT on it to the consumer''s role, with BYPASSRLS or as the owner of a table whose row-level security is not forced, then request the snapshot again.';
+    END IF;
+    v_key := __SCHEMA__.snapshot_key(p_relation);
+    IF v_key.columns IS NULL THEN
+        RAISE EXCEPTION 'PgEvents cannot continue the snapshot of table %.%: it no longer has a primary key',
+            quote_ident(v_schema_name), quote_ident(v_table_name) USING ERRCODE = '55000';
+    END IF;
+    IF v_state.key_columns IS DISTINCT FROM v_key.columns OR v_state.key_types IS DISTINCT FROM v_key.types THEN
+        -- last_key is a position in the old key, meaningless in the new one (its rows would be
+        -- skipped or read twice out of order): start over. Rows already delivered come again, no older.
+        v_state.last_key := NULL;
+    END IF;
+
+    -- Step 3, one statement and so one snapshot. The keys events hold are read back into the key's
+    -- types and compared with the key's own equality: their JSON text depends on the writer's
+    -- session (a timestamptz is written in its TimeZone, an interval in its IntervalStyle), so two
+    -- texts of one key need not be equal.
     v_table := format('%I.%I', v_schema_name, v_table_name);
     SELECT string_agg(format('c.%I', col), ', '),
            string_agg(format('c.%I DESC', col), ', '),
            string_agg(format('$1[%s]::%s', ord, v_key.types[ord]), ', '),
-           'jsonb_build_array(' || string_agg(format('to_jsonb(c.%I)', col), ', ') || ')',
-           'jsonb_build_array(' || string_agg(format('e.row_data -> %L', col), ', ') || ')',
-           'jsonb_build_array(' || string_agg(format('e.old_row_data -> %L', col), ', ') || ')',
+           string_agg(format('%I %s', col, v_key.types[ord]), ', '),
+           '(' || string_agg(format('newer.%I', col), ', ') || ') = (' || string_agg(format('c.%I', col), ', ') || ')',
            'ARRAY[' || string_agg(format('c.%I::text', col), ', ') || ']'
-      INTO v_order, v_order_desc, v_after, v_key_of_row, v_key_of_new, v_key_of_old, v_last_text
+      INTO v_order, v_order_desc, v_after, v_key_record, v_key_match, v_last_text
       FROM unnest(v_key.columns) WITH ORDINALITY AS k(col, ord);
 
     EXECUTE format(
@@ -183,29 +232,32 @@ BEGIN
         WITH chunk AS MATERIALIZED (
                 SELECT * FROM %1$s AS c %2$s ORDER BY %3$s LIMIT $2),
              newer AS (
-                SELECT k.key FROM __SCHEMA__.transactions t
+                SELECT k.* FROM __SCHEMA__.transactions t
                   JOIN __SCHEMA__.events e ON e.xid = t.xid
-                 CROSS JOIN LATERAL (VALUES (%4$s), (%5$s)) AS k(key)
+                 CROSS JOIN LATERAL (
+                        SELECT * FROM jsonb_to_record(e.row_data) AS x(%4$s) WHERE e.row_data IS NOT NULL
+                        UNION ALL
+                        SELECT * FROM jsonb_to_record(e.old_row_data) AS x(%4$s) WHERE e.old_row_data IS NOT NULL) AS k
                  WHERE t.position > $3 AND e.snapshot_for IS NULL
                    AND e.schema_name = $4 AND e.table_name = $5),
              written AS (
                 INSERT INTO __SCHEMA__.events (xid, schema_name, table_name, operation, row_data, snapshot_for)
                 SELECT $6, $4, $5, 'SNAPSHOT', to_jsonb(c), $7 FROM chunk AS c
-                 WHERE NOT EXISTS (SELECT 1 FROM newer WHERE newer.key = %6$s)
+                 WHERE NOT EXISTS (SELECT 1 FROM newer WHERE %5$s)
                  ORDER BY %3$s
                 RETURNING 1)
         SELECT (SELECT count(*) FROM chunk)::integer, (SELECT count(*) FROM written)::integer,
-               (SELECT %7$s FROM chunk AS c ORDER BY %8$s LIMIT 1)
+               (SELECT %6$s FROM chunk AS c ORDER BY %7$s LIMIT 1)
         $q$,
         v_table,
         CASE WHEN v_state.last_key IS NULL THEN '' ELSE format('WHERE (%s) > (%s)', v_order, v_after) END,
-        v_order, v_key_of_new, v_key_of_old, v_key_of_row, v_last_text, v_order_desc)
+        v_order, v_key_record, v_key_match, v_last_text, v_order_desc)
       INTO rows_read, rows_written, v_last
       USING v_state.last_key, p_rows, chunk_position, v_schema_name, v_table_name, v_xid, p_consumer;
 
     completed := rows_read < p_rows;
     UPDATE __SCHEMA__.snapshots
-       SET last_key = coalesce(v_last, last_key), rows_read = snapshots.rows_read + snapshot_chunk.rows_read,
+       SET last_key = coalesce(v_last, v_state.last_key), key_columns = v_key.columns, key_types = v_key.types, rows_read = snapshots.rows_read + snapshot_chunk.rows_read,
            rows_written = snapshots.rows_written + snapshot_chunk.rows_written, chunks = chunks + 1,
            last_position = CASE WHEN snapshot_chunk.rows_written > 0 THEN chunk_position ELSE last_position END, completed_at = CASE WHEN completed THEN clock_timestamp() END,
            schema_name = v_schema_name, table_name = v_table_name
@@ -214,3 +266,11 @@ BEGIN
     -- No NOTIFY: the consumer this chunk is for runs the writer and wakes itself.
 END
 $fn$;
+
+-- Capture writes floating-point values (keys included) in full whatever the writer's
+-- extra_float_digits: at 0 or below, to_jsonb rounds a float8 to 15 digits, so the event held
+-- another value than the row (lossy downstream), and a chunk could not recognise a key later
+-- commits changed. A SET clause restores the writer's setting at exit; the transaction-local
+-- marks the functions set for other settings are kept, as SET LOCAL of another variable is.
+ALTER FUNCTION __SCHEMA__.capture_row() SET extra_float_digits = 3;
+ALTER FUNCTION __SCHEMA__.capture_truncate_before() SET extra_float_digits = 3;

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using Npgsql;
 
@@ -10,19 +11,26 @@ namespace PgEvents;
 /// </summary>
 internal sealed class RowKeys
 {
-    private readonly Dictionary<TableName, string[]> _columns;
+    private readonly Dictionary<TableName, KeyColumn[]> _columns;
 
-    private RowKeys(Dictionary<TableName, string[]> columns) => _columns = columns;
+    private RowKeys(Dictionary<TableName, KeyColumn[]> columns) => _columns = columns;
+
+    /// <summary>
+    /// A key column, and whether it is a timestamptz (or a domain over one): its JSON text carries the
+    /// writing session's TimeZone, so one instant has many texts, and the key is the instant.
+    /// </summary>
+    private readonly record struct KeyColumn(string Name, bool IsInstant);
 
     /// <summary>Reads the primary-key columns of <paramref name="tables"/> from the catalog.</summary>
     public static async Task<RowKeys> LoadAsync(NpgsqlConnection connection, IEnumerable<TableName> tables, CancellationToken cancellationToken)
     {
-        var columns = new Dictionary<TableName, string[]>();
+        var columns = new Dictionary<TableName, KeyColumn[]>();
         await using var command = new NpgsqlCommand(
             """
-            SELECT a.attname
+            SELECT a.attname, coalesce(nullif(t.typbasetype, 0), t.oid) = 'timestamptz'::regtype
               FROM pg_index i
               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+              JOIN pg_type t ON t.oid = a.atttypid
              WHERE i.indrelid = to_regclass(@table) AND i.indisprimary
              ORDER BY array_position(i.indkey::int2[], a.attnum)
             """, connection);
@@ -31,12 +39,12 @@ internal sealed class RowKeys
         foreach (var name in tables)
         {
             table.TypedValue = name.ToString();
-            var names = new List<string>();
+            var names = new List<KeyColumn>();
             await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
             {
                 while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
                 {
-                    names.Add(reader.GetString(0));
+                    names.Add(new KeyColumn(reader.GetString(0), reader.GetBoolean(1)));
                 }
             }
 
@@ -64,7 +72,7 @@ internal sealed class RowKeys
         return captured.TableName + "\0" + key;
     }
 
-    private static string? Extract(string? json, string[] columns)
+    private static string? Extract(string? json, KeyColumn[] columns)
     {
         if (json is null)
         {
@@ -75,12 +83,15 @@ internal sealed class RowKeys
         var parts = new string[columns.Length];
         for (var i = 0; i < columns.Length; i++)
         {
-            if (!document.RootElement.TryGetProperty(columns[i], out var value))
+            if (!document.RootElement.TryGetProperty(columns[i].Name, out var value))
             {
                 return null;
             }
 
-            parts[i] = value.GetRawText();
+            parts[i] = columns[i].IsInstant && value.ValueKind == JsonValueKind.String
+                && DateTimeOffset.TryParse(value.GetString(), CultureInfo.InvariantCulture, DateTimeStyles.None, out var instant)
+                ? instant.UtcTicks.ToString(CultureInfo.InvariantCulture)
+                : value.GetRawText();
         }
 
         return string.Join("\0", parts);

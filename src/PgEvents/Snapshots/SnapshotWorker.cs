@@ -27,6 +27,7 @@ internal sealed class SnapshotWorker(
 
     private const string UndefinedTable = "42P01";
     private const string ObjectNotInPrerequisiteState = "55000";
+    private const string InsufficientPrivilege = "42501";
 
     private readonly WakeUpSignal _requested = new();
 
@@ -101,9 +102,10 @@ internal sealed class SnapshotWorker(
             {
                 chunk = await store.WriteChunkAsync(connection, pending.Relation, options.SnapshotChunkSize, CommitPhaseWait, cancellationToken).ConfigureAwait(false);
             }
-            catch (PostgresException e) when (e.SqlState is UndefinedTable or ObjectNotInPrerequisiteState)
+            catch (PostgresException e) when (e.SqlState is UndefinedTable or ObjectNotInPrerequisiteState or InsufficientPrivilege)
             {
-                // The table was dropped or lost its key: no retry can finish this snapshot.
+                // The table was dropped or lost its key, or the consumer cannot read all of its rows:
+                // no retry can finish this snapshot (a new request can, once that is fixed).
                 await store.FailAsync(connection, pending.Relation, e.MessageText, cancellationToken).ConfigureAwait(false);
                 PgEventsLog.SnapshotAbandoned(logger, options.ConsumerName, pending.Table, e.MessageText);
                 continue;

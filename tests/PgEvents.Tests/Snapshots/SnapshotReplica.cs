@@ -19,6 +19,18 @@ public sealed class SnapshotReplica
     private readonly List<string> _violations = [];
     private readonly List<(ChangeKind Kind, string Key, long Position)> _deliveries = [];
 
+    /// <summary>
+    /// Counts chunk transactions waiting for the commit phase: a backend running snapshot_chunk that
+    /// waits for a shared advisory lock. (A consumer about to sleep waits the same way, and holds an
+    /// exclusive two-key advisory lock too, its lease: only the query tells them apart.)
+    /// </summary>
+    public const string ChunksWaitingSql =
+        """
+        SELECT count(*) FROM pg_locks w JOIN pg_stat_activity a ON a.pid = w.pid
+         WHERE w.locktype = 'advisory' AND w.mode = 'ShareLock' AND NOT w.granted
+           AND a.query LIKE '%snapshot_chunk(%' AND a.datname = current_database()
+        """;
+
     public string[] KeyColumns { get; set; } = ["id"];
 
     /// <summary>When set, the handler waits for it before applying a snapshot change (to stop a consumer mid-snapshot).</summary>
