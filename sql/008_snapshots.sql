@@ -266,11 +266,3 @@ BEGIN
     -- No NOTIFY: the consumer this chunk is for runs the writer and wakes itself.
 END
 $fn$;
-
--- Capture writes floating-point values (keys included) in full whatever the writer's
--- extra_float_digits: at 0 or below, to_jsonb rounds a float8 to 15 digits, so the event held
--- another value than the row (lossy downstream), and a chunk could not recognise a key later
--- commits changed. A SET clause restores the writer's setting at exit; the transaction-local
--- marks the functions set for other settings are kept, as SET LOCAL of another variable is.
-ALTER FUNCTION __SCHEMA__.capture_row() SET extra_float_digits = 3;
-ALTER FUNCTION __SCHEMA__.capture_truncate_before() SET extra_float_digits = 3;
