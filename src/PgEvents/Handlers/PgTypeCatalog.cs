@@ -167,7 +167,7 @@ internal sealed class PgTypeCatalog
         "bool" => [typeof(bool), typeof(string)],
         "int2" or "int4" or "int8" or "float4" or "float8" or "numeric" or "oid" or "xid" or "xid8" or "cid" =>
             [typeof(short), typeof(int), typeof(long), typeof(decimal), typeof(double), typeof(float), typeof(byte), typeof(sbyte), typeof(ushort),
-             typeof(uint), typeof(ulong)],
+             typeof(uint), typeof(ulong), typeof(string)],
         "money" => [typeof(string)],
         "uuid" => [typeof(Guid), typeof(string)],
         "bytea" => [typeof(byte[]), typeof(string)],

@@ -8,7 +8,7 @@ namespace PgEvents;
 /// Reads PostgreSQL's ISO text of <c>date</c>, <c>timestamp</c>, <c>timestamptz</c> and <c>timetz</c>:
 /// <c>to_jsonb</c> writes it whatever the writer's DateStyle (<c>2024-01-02T03:04:05.123456+05:30</c>),
 /// range bounds write it with a space and a short offset (<c>2024-01-02 03:04:05+00</c>) when the
-/// DateStyle is ISO. Offsets carry the writer's time zone and may have seconds (<c>+00:19:32</c> for
+/// DateStyle is ISO; ISO 8601 with <c>Z</c> (JSON written by .NET) reads too. Offsets carry the writer's time zone and may have seconds (<c>+00:19:32</c> for
 /// historical local mean time), which is why the parsing is ours and not DateTimeOffset's.
 /// </summary>
 internal static partial class PgTimestampText
@@ -27,7 +27,7 @@ internal static partial class PgTimestampText
     }
 
     [GeneratedRegex(
-        @"^(?<y>\d{4,})-(?<mo>\d{2})-(?<d>\d{2})(?:[T ](?<time>\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?)(?<off>[+-]\d{2}(?::\d{2}){0,2})?)?(?<bc> BC)?$",
+        @"^(?<y>\d{4,})-(?<mo>\d{2})-(?<d>\d{2})(?:[T ](?<time>\d{2}:\d{2}:\d{2}(?:\.\d{1,7})?)(?<off>Z|[+-]\d{2}(?::\d{2}){0,2})?)?(?<bc> BC)?$",
         RegexOptions.CultureInvariant)]
     private static partial Regex Timestamp();
 
@@ -123,6 +123,11 @@ internal static partial class PgTimestampText
         if (!group.Success)
         {
             return null;
+        }
+
+        if (group.Value == "Z")
+        {
+            return TimeSpan.Zero;
         }
 
         var digits = group.Value[1..].Split(':');
