@@ -1,7 +1,5 @@
-using System.Collections;
 using System.Text;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using System.Text.Json.Serialization.Metadata;
 using Npgsql;
 
@@ -14,7 +12,7 @@ namespace PgEvents;
 /// </summary>
 internal sealed class MappingValidator(NpgsqlDataSource dataSource, PgEventsOptions options, HandlerMap handlers)
 {
-    private sealed record Column(string Name, string TypeName, char Category);
+    private sealed record Column(string Name, string TypeName, uint TypeOid);
 
     public async Task ValidateAsync(CancellationToken cancellationToken)
     {
@@ -29,6 +27,7 @@ internal sealed class MappingValidator(NpgsqlDataSource dataSource, PgEventsOpti
         foreach (var table in handlers.Tables)
         {
             var (exists, hasPrimaryKey, columns) = await InspectAsync(connection, table, cancellationToken).ConfigureAwait(false);
+            var catalog = await PgTypeCatalog.LoadAsync(connection, columns.Select(c => c.TypeOid), cancellationToken).ConfigureAwait(false);
             if (!exists)
             {
                 problems.Add($"Table {table} does not exist in database '{connection.Database}'. Names are exact and case-sensitive (a name without schema means 'public').");
@@ -45,7 +44,7 @@ internal sealed class MappingValidator(NpgsqlDataSource dataSource, PgEventsOpti
             {
                 if (registration.RowType is { } rowType)
                 {
-                    CheckRowType(problems, table, registration, rowType, columns);
+                    CheckRowType(problems, table, registration, rowType, columns, catalog);
                 }
             }
         }
@@ -62,7 +61,8 @@ internal sealed class MappingValidator(NpgsqlDataSource dataSource, PgEventsOpti
         }
     }
 
-    private void CheckRowType(List<string> problems, TableName table, HandlerRegistration registration, Type rowType, IReadOnlyList<Column> columns)
+    private void CheckRowType(
+        List<string> problems, TableName table, HandlerRegistration registration, Type rowType, IReadOnlyList<Column> columns, PgTypeCatalog catalog)
     {
         // A copy with a resolver: inspecting metadata must not freeze or alter the caller's options.
         var inspectable = new JsonSerializerOptions(options.JsonSerializerOptions);
@@ -90,10 +90,12 @@ internal sealed class MappingValidator(NpgsqlDataSource dataSource, PgEventsOpti
                 continue;
             }
 
-            if (!CanHold(property.PropertyType, column))
+            if (property.CustomConverter is null && !PostgresJson.HasOwnConverter(options.JsonSerializerOptions, property.PropertyType) &&
+                !catalog.CanHold(property.PropertyType, column.TypeOid, inspectable))
             {
-                problems.Add($"{rowType.Name}.{PropertyName(property)} is {Describe(property.PropertyType)} but column '{column.Name}' of {table} " +
-                    $"is {column.TypeName}; change the property type to one that holds {column.TypeName}.");
+                problems.Add($"{rowType.Name}.{PropertyName(property)} is {PgTypeCatalog.Describe(property.PropertyType)} but column '{column.Name}' of {table} " +
+                    $"is {column.TypeName}, which reads into {catalog.Readers(column.TypeOid)}: change the property type to one of those" +
+                    $"{catalog.Note(column.TypeOid)}.");
             }
         }
     }
@@ -104,47 +106,16 @@ internal sealed class MappingValidator(NpgsqlDataSource dataSource, PgEventsOpti
     private static string PropertyName(JsonPropertyInfo property) =>
         (property.AttributeProvider as System.Reflection.MemberInfo)?.Name ?? property.Name;
 
-    private static string Describe(Type type) => Nullable.GetUnderlyingType(type) is { } inner ? inner.Name + "?" : type.Name;
-
-    private static bool CanHold(Type propertyType, Column column)
-    {
-        var type = Nullable.GetUnderlyingType(propertyType) ?? propertyType;
-        if (type == typeof(object) || type == typeof(JsonElement) || type == typeof(JsonDocument) || typeof(JsonNode).IsAssignableFrom(type))
-        {
-            return true;
-        }
-
-        return column.Category switch
-        {
-            'N' => IsNumber(type),
-            'B' => type == typeof(bool),
-            'S' => type == typeof(string) || type == typeof(char) || type.IsEnum || type == typeof(Guid),
-            'E' => type == typeof(string) || type.IsEnum,
-            'D' => type == typeof(DateTime) || type == typeof(DateTimeOffset) || type == typeof(DateOnly) || type == typeof(TimeOnly) || type == typeof(string),
-            'T' => type == typeof(TimeSpan) || type == typeof(string),
-            'A' => type != typeof(string) && typeof(IEnumerable).IsAssignableFrom(type),
-            'U' when column.TypeName == "uuid" => type == typeof(Guid) || type == typeof(string),
-            // json, jsonb, composites and types this check does not know: the row type decides.
-            _ => true,
-        };
-    }
-
-    private static bool IsNumber(Type type) =>
-        type == typeof(byte) || type == typeof(sbyte) || type == typeof(short) || type == typeof(ushort) || type == typeof(int) ||
-        type == typeof(uint) || type == typeof(long) || type == typeof(ulong) || type == typeof(float) || type == typeof(double) ||
-        type == typeof(decimal) || type.IsEnum;
-
     private static async Task<(bool Exists, bool HasPrimaryKey, IReadOnlyList<Column> Columns)> InspectAsync(
         NpgsqlConnection connection, TableName table, CancellationToken cancellationToken)
     {
         await using var command = new NpgsqlCommand(
             """
             SELECT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary),
-                   a.attname, format_type(a.atttypid, a.atttypmod), ty.typcategory, ty.typname
+                   a.attname, format_type(a.atttypid, a.atttypmod), a.atttypid
               FROM pg_class c
               JOIN pg_namespace n ON n.oid = c.relnamespace
               LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-              LEFT JOIN pg_type ty ON ty.oid = a.atttypid
              WHERE n.nspname = @schema AND c.relname = @name
              ORDER BY a.attnum
             """, connection);
@@ -160,9 +131,7 @@ internal sealed class MappingValidator(NpgsqlDataSource dataSource, PgEventsOpti
             hasPrimaryKey = reader.GetBoolean(0);
             if (!reader.IsDBNull(1))
             {
-                var category = reader.GetFieldValue<char>(3);
-                var typeName = reader.GetString(4) == "uuid" ? "uuid" : reader.GetString(2);
-                columns.Add(new Column(reader.GetString(1), typeName, category));
+                columns.Add(new Column(reader.GetString(1), reader.GetString(2), reader.GetFieldValue<uint>(3)));
             }
         }
 

@@ -4,6 +4,11 @@ using System.Text.Json.Serialization;
 namespace PgEvents;
 
 /// <summary>Turns the JSON image of a row into the handler's row type, with errors that name the column.</summary>
+/// <param name="options">
+/// The configured options; deserialization uses a copy with PgEvents' PostgreSQL text converters
+/// appended (see <see cref="PostgresJson.Apply"/>), so replaced options still read bytea, intervals,
+/// ±infinity and NaN, while a converter of the caller's for the same type wins.
+/// </param>
 internal sealed class RowDeserializer(JsonSerializerOptions options)
 {
     /// <summary>
@@ -18,7 +23,7 @@ internal sealed class RowDeserializer(JsonSerializerOptions options)
         Converters = { new JsonStringEnumConverter() },
     };
 
-    public JsonSerializerOptions Options { get; } = options;
+    public JsonSerializerOptions Options { get; } = PostgresJson.Apply(options);
 
     public TRow? Deserialize<TRow>(CapturedEvent captured, string? json, string image)
     {

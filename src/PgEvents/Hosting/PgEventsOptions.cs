@@ -109,7 +109,10 @@ public sealed class PgEventsOptions
 
     /// <summary>
     /// How rows are deserialized. By default <c>created_at</c> maps to <c>CreatedAt</c>, names are
-    /// case-insensitive and enums bind by name.
+    /// case-insensitive and enums bind by name. Whatever options are set here, PgEvents deserializes
+    /// with a copy that has its PostgreSQL text converters appended (bytea hex into <c>byte[]</c>,
+    /// <c>±infinity</c>, <c>NaN</c>, intervals in every IntervalStyle, ranges, network and bit types);
+    /// a converter of yours for the same type comes first and wins. This instance is not changed.
     /// </summary>
     public JsonSerializerOptions JsonSerializerOptions { get; set; } = RowDeserializer.CreateDefaultOptions();
 
