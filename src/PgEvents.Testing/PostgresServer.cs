@@ -10,6 +10,11 @@ namespace PgEvents.Testing;
 /// when a Docker engine answers; a throwaway cluster from local PostgreSQL binaries. Databases created
 /// through <see cref="CreateDatabaseAsync"/> are dropped, and a throwaway server removed, on dispose.
 /// </summary>
+/// <remarks>
+/// Only the connection pools of this instance's own connection strings (<see cref="ConnectionString"/>
+/// and those <see cref="CreateDatabaseAsync"/> returned) are ever cleared; other pools of the process
+/// are left alone.
+/// </remarks>
 public sealed class PostgresServer : IAsyncDisposable
 {
     /// <summary>The environment variable holding an explicit connection string to use.</summary>
@@ -17,7 +22,8 @@ public sealed class PostgresServer : IAsyncDisposable
 
     private readonly LocalCluster? _cluster;
     private readonly PostgreSqlContainer? _container;
-    private readonly ConcurrentDictionary<string, byte> _databases = new(StringComparer.Ordinal);
+    // Database name to the connection string handed out for it.
+    private readonly ConcurrentDictionary<string, string> _databases = new(StringComparer.Ordinal);
     private int _disposed;
 
     private PostgresServer(PostgresServerKind kind, string connectionString, LocalCluster? cluster, PostgreSqlContainer? container)
@@ -88,23 +94,28 @@ public sealed class PostgresServer : IAsyncDisposable
         var prefix = new string((namePrefix ?? "test").ToLowerInvariant().Where(c => char.IsAsciiLetterOrDigit(c) || c == '_').Take(40).ToArray());
         var name = $"{(prefix.Length == 0 ? "test" : prefix)}_{Guid.NewGuid().ToString("N")[..10]}";
         await ExecuteAsync($"CREATE DATABASE \"{name}\"", cancellationToken).ConfigureAwait(false);
-        _databases.TryAdd(name, 0);
-        return new NpgsqlConnectionStringBuilder(ConnectionString) { Database = name }.ConnectionString;
+        var connectionString = new NpgsqlConnectionStringBuilder(ConnectionString) { Database = name }.ConnectionString;
+        _databases.TryAdd(name, connectionString);
+        return connectionString;
     }
 
-    /// <summary>Drops a database created by <see cref="CreateDatabaseAsync"/>, closing its connections.</summary>
+    /// <summary>
+    /// Drops a database created by <see cref="CreateDatabaseAsync"/>, closing its connections: the
+    /// idle ones pooled for the returned connection string (and for <paramref name="connectionString"/>
+    /// if it differs) are closed first; any other is terminated by the server.
+    /// </summary>
     /// <param name="connectionString">The connection string returned when it was created.</param>
     /// <param name="cancellationToken">Cancels the operation.</param>
     /// <returns>A task that completes when the database is gone.</returns>
     public async Task DropDatabaseAsync(string connectionString, CancellationToken cancellationToken = default)
     {
         var name = new NpgsqlConnectionStringBuilder(connectionString).Database;
-        if (name is null || !_databases.TryRemove(name, out _))
+        if (name is null || !_databases.TryRemove(name, out var created))
         {
             throw new ArgumentException("Only databases created by this server instance can be dropped.", nameof(connectionString));
         }
 
-        NpgsqlConnection.ClearAllPools();
+        ClearPools(created, connectionString);
         await ExecuteAsync($"DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)", cancellationToken).ConfigureAwait(false);
     }
 
@@ -122,9 +133,8 @@ public sealed class PostgresServer : IAsyncDisposable
     {
         await RequireCluster().StartAsync(cancellationToken).ConfigureAwait(false);
 
-        // Pooled administration connections died with the old server process.
-        using var admin = new NpgsqlConnection(ConnectionString);
-        NpgsqlConnection.ClearPool(admin);
+        // Pooled connections of our own connection strings died with the old server process.
+        ClearPools([ConnectionString, .. _databases.Values]);
     }
 
     /// <summary>Stops and starts a local cluster.</summary>
@@ -137,7 +147,10 @@ public sealed class PostgresServer : IAsyncDisposable
         await StartAgainAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Drops the databases this instance created and removes a throwaway server.</summary>
+    /// <summary>
+    /// Drops the databases this instance created and removes a throwaway server; closes the pooled
+    /// connections of this instance's connection strings.
+    /// </summary>
     /// <returns>A task that completes when everything is cleaned up.</returns>
     public async ValueTask DisposeAsync()
     {
@@ -146,6 +159,8 @@ public sealed class PostgresServer : IAsyncDisposable
             return;
         }
 
+        // Idle connections would otherwise stay pooled for a server or databases that are gone.
+        ClearPools([ConnectionString, .. _databases.Values]);
         if (_cluster is not null)
         {
             AppDomain.CurrentDomain.ProcessExit -= OnProcessExit;
@@ -160,7 +175,6 @@ public sealed class PostgresServer : IAsyncDisposable
         }
 
         // An external server outlives us: remove only what we created.
-        NpgsqlConnection.ClearAllPools();
         foreach (var name in _databases.Keys)
         {
             try
@@ -172,6 +186,8 @@ public sealed class PostgresServer : IAsyncDisposable
                 // Best effort: a leftover uniquely named database harms nothing.
             }
         }
+
+        ClearPools(ConnectionString);
     }
 
     private static async Task<PostgresServer> StartContainerAsync(PostgresServerOptions options, CancellationToken cancellationToken)
@@ -199,6 +215,15 @@ public sealed class PostgresServer : IAsyncDisposable
 
     private LocalCluster RequireCluster() => _cluster
         ?? throw new NotSupportedException($"Only a {nameof(PostgresServerKind.LocalCluster)} server can be stopped and started; this one is {Kind}.");
+
+    private static void ClearPools(params IEnumerable<string> connectionStrings)
+    {
+        foreach (var connectionString in connectionStrings.Distinct(StringComparer.Ordinal))
+        {
+            using var connection = new NpgsqlConnection(connectionString);
+            NpgsqlConnection.ClearPool(connection);
+        }
+    }
 
     private async Task ExecuteAsync(string sql, CancellationToken cancellationToken)
     {
