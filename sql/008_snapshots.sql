@@ -148,11 +148,6 @@ BEGIN
         RAISE EXCEPTION 'PgEvents cannot continue the snapshot of table %.%: the table no longer exists',
             quote_ident(v_state.schema_name), quote_ident(v_state.table_name) USING ERRCODE = '42P01';
     END IF;
-    v_key := __SCHEMA__.snapshot_key(p_relation);
-    IF v_key.columns IS NULL THEN
-        RAISE EXCEPTION 'PgEvents cannot continue the snapshot of table %.%: it no longer has a primary key',
-            quote_ident(v_schema_name), quote_ident(v_table_name) USING ERRCODE = '55000';
-    END IF;
 
     -- Step 1. Only one chunk transaction of this installation is in its commit phase at a time.
     PERFORM pg_advisory_xact_lock(__SLEEPCLASS__, __SNAPSHOTKEY__);

@@ -1,5 +1,4 @@
 using Microsoft.Extensions.DependencyInjection;
-using Npgsql;
 using PgEvents.Tests.Infrastructure;
 
 namespace PgEvents.Tests.Snapshots;
@@ -8,19 +7,6 @@ namespace PgEvents.Tests.Snapshots;
 public sealed class SnapshotAttackRenameTests(DatabaseFixture db) : IClassFixture<DatabaseFixture>
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(20);
-
-    private async Task<NpgsqlConnection> OpenAsync()
-    {
-        var connection = new NpgsqlConnection(db.ConnectionString);
-        await connection.OpenAsync();
-        return connection;
-    }
-
-    private static async Task RunAsync(NpgsqlConnection connection, string sql)
-    {
-        await using var command = new NpgsqlCommand(sql, connection);
-        await command.ExecuteNonQueryAsync();
-    }
 
     [Fact]
     public async Task A_rename_committed_while_a_chunk_waits_neither_ends_the_snapshot_nor_loses_rows()
@@ -49,9 +35,9 @@ public sealed class SnapshotAttackRenameTests(DatabaseFixture db) : IClassFixtur
             services: s => s.AddSingleton(replica));
         await host.StartAsync();
 
-        await using var early = await OpenAsync();
+        await using var early = await db.DataSource.OpenConnectionAsync();
         // A writer of another tracked table of the same log, in its commit phase: it holds no lock on snap_rename.
-        await RunAsync(early, "BEGIN; UPDATE snap_rename_side SET version = 2 WHERE id = 1; SET CONSTRAINTS ALL IMMEDIATE");
+        await OrderingTable.ExecuteAsync(early, "BEGIN; UPDATE snap_rename_side SET version = 2 WHERE id = 1; SET CONSTRAINTS ALL IMMEDIATE");
         await host.Consumer.RequestSnapshotAsync("snap_rename");
         await Eventually.UntilAsync(
             () => db.ScalarAsync<long>(SnapshotReplica.ChunksWaitingSql).ContinueWith(t => t.Result >= 1),
@@ -59,7 +45,7 @@ public sealed class SnapshotAttackRenameTests(DatabaseFixture db) : IClassFixtur
 
         // A plain rename: the chunk holds no lock on the table while it waits, so nothing stops it.
         await db.ExecuteAsync("ALTER TABLE snap_rename RENAME TO snap_renamed");
-        await RunAsync(early, "COMMIT");
+        await OrderingTable.ExecuteAsync(early, "COMMIT");
 
         var status = await Eventually.UntilAsync(
             () => host.Consumer.GetStatusAsync(), s => s.Snapshots.Count == 1 && s.Snapshots[0].CompletedAt is not null,

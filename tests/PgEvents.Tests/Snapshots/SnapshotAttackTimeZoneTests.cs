@@ -1,5 +1,4 @@
 using Microsoft.Extensions.DependencyInjection;
-using Npgsql;
 using PgEvents.Tests.Infrastructure;
 
 namespace PgEvents.Tests.Snapshots;
@@ -11,19 +10,6 @@ namespace PgEvents.Tests.Snapshots;
 public sealed class SnapshotAttackTimeZoneTests(DatabaseFixture db) : IClassFixture<DatabaseFixture>
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(20);
-
-    private async Task<NpgsqlConnection> OpenAsync()
-    {
-        var connection = new NpgsqlConnection(db.ConnectionString);
-        await connection.OpenAsync();
-        return connection;
-    }
-
-    private static async Task RunAsync(NpgsqlConnection connection, string sql)
-    {
-        await using var command = new NpgsqlCommand(sql, connection);
-        await command.ExecuteNonQueryAsync();
-    }
 
     [Fact]
     public async Task A_row_keyed_by_timestamptz_and_changed_by_a_writer_in_another_time_zone_after_the_chunk_position_is_left_out_of_the_chunk()
@@ -48,22 +34,22 @@ public sealed class SnapshotAttackTimeZoneTests(DatabaseFixture db) : IClassFixt
         await host.StartAsync();
 
         // A transaction in its commit phase holds the chunk in its wait, after the chunk took its position.
-        await using var early = await OpenAsync();
-        await RunAsync(early, "BEGIN; UPDATE snap_tz SET version = 2, note = 'early' WHERE uid = 3; SET CONSTRAINTS ALL IMMEDIATE");
+        await using var early = await db.DataSource.OpenConnectionAsync();
+        await OrderingTable.ExecuteAsync(early, "BEGIN; UPDATE snap_tz SET version = 2, note = 'early' WHERE uid = 3; SET CONSTRAINTS ALL IMMEDIATE");
         await host.Consumer.RequestSnapshotAsync("snap_tz");
         await Eventually.UntilAsync(
             () => db.ScalarAsync<long>(SnapshotReplica.ChunksWaitingSql).ContinueWith(t => t.Result >= 1),
             "the chunk transaction waits for the transaction in its commit phase");
 
         // Positions after the chunk's, committed before it reads, by a session in India.
-        await using (var late = await OpenAsync())
+        await using (var late = await db.DataSource.OpenConnectionAsync())
         {
-            await RunAsync(late, "SET TimeZone = 'Asia/Kolkata'");
-            await RunAsync(late, "UPDATE snap_tz SET version = 2, note = 'late' WHERE uid = 6");
-            await RunAsync(late, "UPDATE snap_tz SET version = 3, note = 'later' WHERE uid = 6");
+            await OrderingTable.ExecuteAsync(late, "SET TimeZone = 'Asia/Kolkata'");
+            await OrderingTable.ExecuteAsync(late, "UPDATE snap_tz SET version = 2, note = 'late' WHERE uid = 6");
+            await OrderingTable.ExecuteAsync(late, "UPDATE snap_tz SET version = 3, note = 'later' WHERE uid = 6");
         }
 
-        await RunAsync(early, "COMMIT");
+        await OrderingTable.ExecuteAsync(early, "COMMIT");
         await Eventually.UntilAsync(
             () => host.Consumer.GetStatusAsync(), s => s.Snapshots.Count == 1 && s.Snapshots[0].IsDelivered && s.LagEvents == 0,
             s => string.Join("; ", s.Snapshots), Wait);

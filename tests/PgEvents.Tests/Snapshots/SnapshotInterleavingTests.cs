@@ -1,5 +1,4 @@
 using Microsoft.Extensions.DependencyInjection;
-using Npgsql;
 using PgEvents.Tests.Infrastructure;
 
 namespace PgEvents.Tests.Snapshots;
@@ -12,19 +11,6 @@ namespace PgEvents.Tests.Snapshots;
 public sealed class SnapshotInterleavingTests(DatabaseFixture db) : IClassFixture<DatabaseFixture>
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(60);
-
-    private async Task<NpgsqlConnection> OpenAsync()
-    {
-        var connection = new NpgsqlConnection(db.ConnectionString);
-        await connection.OpenAsync();
-        return connection;
-    }
-
-    private static async Task RunAsync(NpgsqlConnection connection, string sql)
-    {
-        await using var command = new NpgsqlCommand(sql, connection);
-        await command.ExecuteNonQueryAsync();
-    }
 
     [Fact]
     public async Task A_chunk_waits_for_earlier_positions_and_leaves_out_rows_that_later_positions_changed_before_it_read()
@@ -47,8 +33,8 @@ public sealed class SnapshotInterleavingTests(DatabaseFixture db) : IClassFixtur
         await host.StartAsync();
 
         // Row 3 changes in a transaction that takes its position now and commits later.
-        await using var early = await OpenAsync();
-        await RunAsync(early, "BEGIN; UPDATE snap_window SET version = 2, note = 'early' WHERE id = 3; SET CONSTRAINTS ALL IMMEDIATE");
+        await using var early = await db.DataSource.OpenConnectionAsync();
+        await OrderingTable.ExecuteAsync(early, "BEGIN; UPDATE snap_window SET version = 2, note = 'early' WHERE id = 3; SET CONSTRAINTS ALL IMMEDIATE");
         var earlyPosition = await db.ScalarAsync<long>("SELECT last_value FROM log_snap_window.position_seq");
 
         await host.Consumer.RequestSnapshotAsync("snap_window");
@@ -61,14 +47,14 @@ public sealed class SnapshotInterleavingTests(DatabaseFixture db) : IClassFixtur
             "the chunk transaction waits for the transaction in its commit phase");
 
         // These take positions after the chunk's and commit while it waits: the chunk must not show them.
-        await using (var late = await OpenAsync())
+        await using (var late = await db.DataSource.OpenConnectionAsync())
         {
-            await RunAsync(late, "UPDATE snap_window SET version = 2, note = 'late' WHERE id = 6");
-            await RunAsync(late, "UPDATE snap_window SET version = 3, note = 'later' WHERE id = 6");
-            await RunAsync(late, "DELETE FROM snap_window WHERE id = 8");
+            await OrderingTable.ExecuteAsync(late, "UPDATE snap_window SET version = 2, note = 'late' WHERE id = 6");
+            await OrderingTable.ExecuteAsync(late, "UPDATE snap_window SET version = 3, note = 'later' WHERE id = 6");
+            await OrderingTable.ExecuteAsync(late, "DELETE FROM snap_window WHERE id = 8");
         }
 
-        await RunAsync(early, "COMMIT");
+        await OrderingTable.ExecuteAsync(early, "COMMIT");
         await Eventually.UntilAsync(
             () => host.Consumer.GetStatusAsync(), s => s.Snapshots.Count == 1 && s.Snapshots[0].IsDelivered && s.LagEvents == 0,
             s => string.Join("; ", s.Snapshots), Wait);
