@@ -37,8 +37,12 @@ internal sealed class DeliveryLoop(
     {
         // Every write on this connection (cursor, dead letters, transactional handler writes) is safe
         // to lose in a server crash: it is redone when the events are delivered again. Not waiting for
-        // the WAL flush keeps a disk sync off the delivery path.
-        await using (var asyncCommit = new NpgsqlCommand("SET synchronous_commit = off", connection))
+        // the WAL flush keeps a disk sync off the delivery path. Its reads, cursor saves and
+        // subscription are written for READ COMMITTED: under a database default of SERIALIZABLE they
+        // failed with serialization errors against the writers. (A startup option would not pass
+        // PgBouncer, which refuses unknown startup parameters.)
+        await using (var asyncCommit = new NpgsqlCommand(
+            "SET synchronous_commit = off; SET default_transaction_isolation = 'read committed'", connection))
         {
             await asyncCommit.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }

@@ -25,12 +25,6 @@ internal sealed class PgEventsDataSource : IAsyncDisposable, IDisposable
             builder.ApplicationName = "PgEvents:" + options.Value.ConsumerName;
         }
 
-        // PgEvents' own statements (reads, cursor saves, subscriptions) are written for READ
-        // COMMITTED; under a database default of SERIALIZABLE they would fail with serialization
-        // errors against the writers. A startup option, unlike SET, survives the pool's DISCARD ALL.
-        builder.Options = (builder.Options is { Length: > 0 } existing ? existing + " " : string.Empty) +
-            @"-c default_transaction_isolation=read\ committed";
-
         var configure = options.Value.ConfigureDataSource;
         DataSource = Build(builder, loggerFactory, configure);
 
