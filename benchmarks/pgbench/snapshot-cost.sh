@@ -18,8 +18,8 @@ make_db plain
 make_db consumed "$LATEST_VERSION"
 make_db snapshotting "$LATEST_VERSION"
 "${PSQL[@]}" -d snapshotting -c "CREATE TABLE big (id bigint PRIMARY KEY, payload text NOT NULL);
-  INSERT INTO big SELECT g, repeat(md5(g::text), 3) FROM generate_series(1, $ROWS) g;
-  VACUUM ANALYZE big; SELECT pgevents.track_table('big')" >/dev/null
+  INSERT INTO big SELECT g, repeat(md5(g::text), 3) FROM generate_series(1, $ROWS) g" \
+  -c "VACUUM ANALYZE big" -c "SELECT pgevents.track_table('big')" >/dev/null
 
 start_consumer consumed
 start_consumer snapshotting bench,big
