@@ -116,20 +116,14 @@ public sealed class SnapshotAttackLifecycleTests(DatabaseFixture db) : IClassFix
         await using var a = Host("snap_two_a", "snap_two", first, o => o.SchemaName = "log_two");
         await using var b = Host("snap_two_b", "snap_two", second, o => o.SchemaName = "log_two");
         using var stop = new CancellationTokenSource();
-        var churn = Task.WhenAll(Enumerable.Range(0, 3).Select(w => Task.Run(async () =>
+        var churn = Writers.RunUntilStoppedAsync(db.ConnectionString, 3, async (connection, random) =>
         {
-            var random = new Random(w);
-            await using var connection = new NpgsqlConnection(db.ConnectionString);
-            await connection.OpenAsync();
-            while (!stop.IsCancellationRequested)
-            {
-                await using var command = new NpgsqlCommand(
-                    "BEGIN; UPDATE snap_two SET version = version + 1, note = md5(random()::text) WHERE id = @a; UPDATE snap_two SET version = version + 1 WHERE id = @b; COMMIT", connection);
-                command.Parameters.AddWithValue("a", random.Next(1, 601));
-                command.Parameters.AddWithValue("b", random.Next(1, 601));
-                await command.ExecuteNonQueryAsync();
-            }
-        })));
+            await using var command = new NpgsqlCommand(
+                "BEGIN; UPDATE snap_two SET version = version + 1, note = md5(random()::text) WHERE id = @a; UPDATE snap_two SET version = version + 1 WHERE id = @b; COMMIT", connection);
+            command.Parameters.AddWithValue("a", random.Next(1, 601));
+            command.Parameters.AddWithValue("b", random.Next(1, 601));
+            await command.ExecuteNonQueryAsync();
+        }, stop.Token);
         await a.StartAsync();
         await b.StartAsync();
         foreach (var host in new[] { a, b })

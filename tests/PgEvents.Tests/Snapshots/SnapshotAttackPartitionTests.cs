@@ -40,29 +40,23 @@ public sealed class SnapshotAttackPartitionTests(DatabaseFixture db) : IClassFix
 
         using var stop = new CancellationTokenSource();
         var moved = 0;
-        var churn = Task.WhenAll(Enumerable.Range(0, 3).Select(w => Task.Run(async () =>
+        var churn = Writers.RunUntilStoppedAsync(db.ConnectionString, 3, async (connection, random) =>
         {
-            var random = new Random(w);
-            await using var connection = new NpgsqlConnection(db.ConnectionString);
-            await connection.OpenAsync();
-            while (!stop.IsCancellationRequested)
+            // Moves a row to another partition (its key changes) and raises its version.
+            await using var command = new NpgsqlCommand(
+                "UPDATE snap_part SET region = 1 + (region + @step) % 5, version = version + 1 WHERE uid = @uid", connection);
+            command.Parameters.AddWithValue("step", random.Next(1, 4));
+            command.Parameters.AddWithValue("uid", random.Next(1, 801));
+            try
             {
-                // Moves a row to another partition (its key changes) and raises its version.
-                await using var command = new NpgsqlCommand(
-                    "UPDATE snap_part SET region = 1 + (region + @step) % 5, version = version + 1 WHERE uid = @uid", connection);
-                command.Parameters.AddWithValue("step", random.Next(1, 4));
-                command.Parameters.AddWithValue("uid", random.Next(1, 801));
-                try
-                {
-                    await command.ExecuteNonQueryAsync();
-                    Interlocked.Increment(ref moved);
-                }
-                catch (PostgresException e) when (e.SqlState == "40001")
-                {
-                    // Serializable writers retry their own conflicts.
-                }
+                await command.ExecuteNonQueryAsync();
+                Interlocked.Increment(ref moved);
             }
-        })));
+            catch (PostgresException e) when (e.SqlState == "40001")
+            {
+                // Serializable writers retry their own conflicts.
+            }
+        }, stop.Token);
         await host.StartAsync();
         await Eventually.UntilAsync(
             () => host.Consumer.GetStatusAsync(), s => s.Snapshots.Count == 1 && s.Snapshots[0].CompletedAt is not null,

@@ -40,27 +40,21 @@ public sealed class SnapshotTests(DatabaseFixture db) : IClassFixture<DatabaseFi
     /// deleted keys are never reused.
     /// </summary>
     private Task ChurnAsync(string table, int writers, CancellationToken stop) =>
-        Task.WhenAll(Enumerable.Range(0, writers).Select(w => Task.Run(async () =>
+        Writers.RunUntilStoppedAsync(db.ConnectionString, writers, async (connection, random) =>
         {
-            var random = new Random(w);
-            await using var connection = new NpgsqlConnection(db.ConnectionString);
-            await connection.OpenAsync();
-            while (!stop.IsCancellationRequested)
+            var max = (long)(await new NpgsqlCommand($"SELECT coalesce(max(id), 1) FROM {table}", connection).ExecuteScalarAsync())!;
+            var id = random.NextInt64(1, max + 1);
+            var sql = random.Next(10) switch
             {
-                var max = (long)(await new NpgsqlCommand($"SELECT coalesce(max(id), 1) FROM {table}", connection).ExecuteScalarAsync())!;
-                var id = random.NextInt64(1, max + 1);
-                var sql = random.Next(10) switch
-                {
-                    0 => $"DELETE FROM {table} WHERE id = @id",
-                    1 => $"INSERT INTO {table} (note) VALUES ('new')",
-                    2 => $"BEGIN; UPDATE {table} SET version = version + 1 WHERE id = @id; UPDATE {table} SET version = version + 1, note = 'twice' WHERE id = @id + 1; COMMIT",
-                    _ => $"UPDATE {table} SET version = version + 1, note = md5(random()::text) WHERE id = @id",
-                };
-                await using var command = new NpgsqlCommand(sql, connection);
-                command.Parameters.AddWithValue("id", id);
-                await command.ExecuteNonQueryAsync();
-            }
-        })));
+                0 => $"DELETE FROM {table} WHERE id = @id",
+                1 => $"INSERT INTO {table} (note) VALUES ('new')",
+                2 => $"BEGIN; UPDATE {table} SET version = version + 1 WHERE id = @id; UPDATE {table} SET version = version + 1, note = 'twice' WHERE id = @id + 1; COMMIT",
+                _ => $"UPDATE {table} SET version = version + 1, note = md5(random()::text) WHERE id = @id",
+            };
+            await using var command = new NpgsqlCommand(sql, connection);
+            command.Parameters.AddWithValue("id", id);
+            await command.ExecuteNonQueryAsync();
+        }, stop);
 
     private static async Task<ConsumerStatus> SnapshotDeliveredAsync(IEventConsumer consumer, int expectedSnapshots = 1) =>
         await Eventually.UntilAsync(
