@@ -138,8 +138,8 @@ internal sealed class EventDispatcher(
 
         throw new PgEventsException(
             $"No handler is registered for table {captured.TableName} (event at position {captured.LogPosition}). " +
-            $"Register one with AddHandler<TRow, THandler>(\"{captured.Schema}.{captured.Table}\"), untrack the table, " +
-            "or set PgEventsOptions.UnmappedTablePolicy to Skip. If a mapped table was renamed, its events carry the new name " +
-            "from the rename on: map the new name.");
+            $"This consumer mapped it when the event was committed, or it is a mapped table renamed since. Register a handler with " +
+            $"AddHandler<TRow, THandler>(\"{captured.Schema}.{captured.Table}\"), or set PgEventsOptions.UnmappedTablePolicy to Skip " +
+            "to pass over its remaining events. If a mapped table was renamed, its events carry the new name from the rename on: map the new name.");
     }
 }

@@ -104,7 +104,12 @@ public sealed class PgEventsOptions
     /// <summary>Delay before reconnecting after the database connection was lost. Default 1 second, doubling up to 30 seconds.</summary>
     public TimeSpan ReconnectDelay { get; set; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>What to do with events of tables without a handler. Default <see cref="PgEvents.UnmappedTablePolicy.Block"/>.</summary>
+    /// <summary>
+    /// What to do with the events that reach this consumer without a handler: those of a table it
+    /// mapped before and no longer maps, committed before the new mapping started, and those of a
+    /// mapped table renamed while it runs. (Tables it never mapped are not read at all.) Default
+    /// <see cref="PgEvents.UnmappedTablePolicy.Block"/>.
+    /// </summary>
     public UnmappedTablePolicy UnmappedTablePolicy { get; set; } = UnmappedTablePolicy.Block;
 
     /// <summary>
