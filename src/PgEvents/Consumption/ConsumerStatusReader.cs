@@ -22,7 +22,16 @@ internal sealed class ConsumerStatusReader(NpgsqlDataSource dataSource, SchemaSe
                  WHERE position > @position ORDER BY position LIMIT 1)
         """;
 
-    public async Task<ConsumerStatus> ReadAsync(CancellationToken cancellationToken)
+    public Task<ConsumerStatus> ReadAsync(CancellationToken cancellationToken) => ReadAsync(withSnapshots: true, cancellationToken);
+
+    /// <summary>What the lag gauges record: the lag only, every sample interval, so without the snapshots.</summary>
+    public async Task<LagSample> MeasureLagAsync(CancellationToken cancellationToken)
+    {
+        var status = await ReadAsync(withSnapshots: false, cancellationToken).ConfigureAwait(false);
+        return new LagSample(status.LagEvents, status.LagTime.TotalSeconds);
+    }
+
+    private async Task<ConsumerStatus> ReadAsync(bool withSnapshots, CancellationToken cancellationToken)
     {
         var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using (connection.ConfigureAwait(false))
@@ -43,19 +52,12 @@ internal sealed class ConsumerStatusReader(NpgsqlDataSource dataSource, SchemaSe
                 lagTime = reader.IsDBNull(2) ? TimeSpan.Zero : TimeSpan.FromSeconds(Math.Max(0, reader.GetDouble(2)));
             }
 
-            var snapshots = await snapshotStore.ListAsync(connection, cursor.Position, cancellationToken).ConfigureAwait(false);
+            var snapshots = withSnapshots ? await snapshotStore.ListAsync(connection, cursor.Position, cancellationToken).ConfigureAwait(false) : [];
             return new ConsumerStatus(
                 state.Name, active, state.IsStandby, head, cursor.Position, cursor.EventId, lagEvents, lagTime, state.Blocked, state.Fault)
             {
                 Snapshots = snapshots,
             };
         }
-    }
-
-    /// <summary>What the lag gauges record.</summary>
-    public async Task<LagSample> MeasureLagAsync(CancellationToken cancellationToken)
-    {
-        var status = await ReadAsync(cancellationToken).ConfigureAwait(false);
-        return new LagSample(status.LagEvents, status.LagTime.TotalSeconds);
     }
 }
