@@ -118,7 +118,7 @@ internal sealed class ChangeLogReader
             var (deliverable, gap) = TakeContiguous(after, rows);
             if (gap is not var (from, to))
             {
-                return await EndBatchAsync(connection, after, rows, deliverable, limits, waitingOn: null, cancellationToken).ConfigureAwait(false);
+                return await EndBatchAsync(connection, rows, deliverable, limits, waitingOn: null, cancellationToken).ConfigureAwait(false);
             }
 
             if (_hole is null || !_hole.Covers(from, to))
@@ -134,7 +134,7 @@ internal sealed class ChangeLogReader
                 }
             }
 
-            return await EndBatchAsync(connection, after, rows, deliverable, limits, _hole, cancellationToken).ConfigureAwait(false);
+            return await EndBatchAsync(connection, rows, deliverable, limits, _hole, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -145,7 +145,7 @@ internal sealed class ChangeLogReader
     /// let the cursor pass them.
     /// </summary>
     private async Task<ChangeLogBatch> EndBatchAsync(
-        NpgsqlConnection connection, LogPosition after, List<LogRow> rows, int deliverable, ReadLimits limits, PositionHole? waitingOn, CancellationToken cancellationToken)
+        NpgsqlConnection connection, List<LogRow> rows, int deliverable, ReadLimits limits, PositionHole? waitingOn, CancellationToken cancellationToken)
     {
         var end = deliverable;
         if (limits.WholeTransactions && end > 0 && rows[end - 1].Continues)
@@ -174,7 +174,8 @@ internal sealed class ChangeLogReader
             }
         }
 
-        long? passedThrough = end > 0 && rows[end - 1].Event is null && rows[end - 1].Position > after.Position ? rows[end - 1].Position : null;
+        // The read never returns a marker for its own position, so a trailing marker is always news.
+        long? passedThrough = end > 0 && rows[end - 1].Event is null ? rows[end - 1].Position : null;
         return new ChangeLogBatch(events, waitingOn, endsTransaction: end == 0 || !rows[end - 1].Continues, passedThrough);
     }
 
