@@ -35,17 +35,7 @@ internal sealed class DeliveryLoop(
 
     public async Task RunAsync(NpgsqlConnection connection, bool reconnecting, CancellationToken cancellationToken)
     {
-        // Every write on this connection (cursor, dead letters, transactional handler writes) is safe
-        // to lose in a server crash: it is redone when the events are delivered again. Not waiting for
-        // the WAL flush keeps a disk sync off the delivery path. Its reads, cursor saves and
-        // subscription are written for READ COMMITTED: under a database default of SERIALIZABLE they
-        // failed with serialization errors against the writers. (A startup option would not pass
-        // PgBouncer, which refuses unknown startup parameters.)
-        await using (var asyncCommit = new NpgsqlCommand(
-            "SET synchronous_commit = off; SET default_transaction_isolation = 'read committed'", connection))
-        {
-            await asyncCommit.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-        }
+        await WorkingSession.ConfigureAsync(connection, cancellationToken).ConfigureAwait(false);
 
         await lease.AcquireAsync(connection, cancellationToken).ConfigureAwait(false);
 
@@ -109,7 +99,8 @@ internal sealed class DeliveryLoop(
                 var batch = await reader.ReadAsync(connection, lanes is null ? progress.Delivered : readFrom, limits, cancellationToken).ConfigureAwait(false);
                 try
                 {
-                    if (batch.Events.Count > 0 || batch.PassedThrough is not null)
+                    var busy = batch.Events.Count > 0 || batch.PassedThrough is not null;
+                    if (busy)
                     {
                         // Busy: writers need not notify (and so do not queue on PostgreSQL's NOTIFY lock).
                         await doorbell.ReleaseAsync(connection, cancellationToken).ConfigureAwait(false);
@@ -128,14 +119,16 @@ internal sealed class DeliveryLoop(
                             readFrom = new LogPosition(passed, long.MaxValue);
                             pass = passed;
                         }
+                    }
 
-                        pass = PassIfIdle(pass, lanes);
-                        await progress.SaveAsync(connection, cancellationToken).ConfigureAwait(false);
+                    // Also when the read was empty: the lanes may have finished what held the pass back.
+                    pass = PassIfIdle(pass, lanes);
+                    await progress.SaveAsync(connection, cancellationToken).ConfigureAwait(false);
+                    if (busy)
+                    {
                         continue;
                     }
 
-                    pass = PassIfIdle(pass, lanes);
-                    await progress.SaveAsync(connection, cancellationToken).ConfigureAwait(false);
                     if (lanes is { InFlight: > 0 })
                     {
                         // Everything read is on the lanes: save the cursor as they complete, and read

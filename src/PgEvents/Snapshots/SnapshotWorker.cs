@@ -68,11 +68,7 @@ internal sealed class SnapshotWorker(
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
 
-        // A chunk lost in a server crash is lost together with its progress row, and written again.
-        await using (var asyncCommit = new NpgsqlCommand("SET synchronous_commit = off; SET default_transaction_isolation = 'read committed'", connection))
-        {
-            await asyncCommit.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-        }
+        await WorkingSession.ConfigureAsync(connection, cancellationToken).ConfigureAwait(false);
 
         var undelivered = new Queue<long>();
         while (true)
