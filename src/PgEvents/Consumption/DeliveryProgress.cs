@@ -13,7 +13,8 @@ internal sealed class DeliveryProgress(CursorStore store, ConsumerState state)
     private readonly object _lock = new();
     private LogPosition _delivered;
     private LogPosition _saved;
-    private TaskCompletionSource _moved = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    // Created only while someone waits (the snapshot worker), so delivering an event allocates nothing.
+    private TaskCompletionSource? _moved;
 
     public CursorStore Store { get; } = store;
 
@@ -102,7 +103,7 @@ internal sealed class DeliveryProgress(CursorStore store, ConsumerState state)
                     return;
                 }
 
-                moved = _moved.Task;
+                moved = (_moved ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
             }
 
             await moved.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -111,7 +112,7 @@ internal sealed class DeliveryProgress(CursorStore store, ConsumerState state)
 
     private void Set(LogPosition position, bool saved)
     {
-        TaskCompletionSource moved;
+        TaskCompletionSource? moved;
         lock (_lock)
         {
             _delivered = position;
@@ -121,9 +122,9 @@ internal sealed class DeliveryProgress(CursorStore store, ConsumerState state)
             }
 
             moved = _moved;
-            _moved = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _moved = null;
         }
 
-        moved.TrySetResult();
+        moved?.TrySetResult();
     }
 }
