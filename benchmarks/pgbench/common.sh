@@ -116,3 +116,22 @@ require_consumer_alive() {
     kill -0 "${c%%:*}" 2>/dev/null || { echo "a consumer died:" >&2; cat "${c#*:}" >&2; exit 1; }
   done
 }
+
+# describe_run: the first words of a results file (when, where, which settings).
+describe_run() {
+  echo -n "pgbench, $(date -u +%F' '%H:%M) UTC, $(nproc) cores, PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), fsync=on, synchronous_commit=on, schema version $LATEST_VERSION, ${SECONDS_PER_CELL} s per cell, $ROUNDS rotated rounds"
+}
+
+# three_way_table A B C: tps of three designs and the ratios B ÷ A, C ÷ A and C ÷ B, per op and writers.
+three_way_table() {
+  local a=$1 b=$2 c=$3 op n
+  echo "| op | writers | $a tps | $b tps | $c tps | $b ÷ $a | $c ÷ $a | $c ÷ $b (median, range) |"
+  echo "|---|---|---|---|---|---|---|---|"
+  for op in insert update; do
+    for n in $CLIENTS; do
+      printf '| %s | %s | %.0f | %.0f | %.0f | %s | %s | %s |\n' "$op" "$n" \
+        "$(cell_median "$op" "$n" "$a")" "$(cell_median "$op" "$n" "$b")" "$(cell_median "$op" "$n" "$c")" \
+        "$(ratio_cell "$op" "$n" "$b" "$a")" "$(ratio_cell "$op" "$n" "$c" "$a")" "$(ratio_cell "$op" "$n" "$c" "$b")"
+    done
+  done
+}

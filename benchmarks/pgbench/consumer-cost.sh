@@ -25,14 +25,6 @@ require_captured consumed
 require_consumer_alive
 lag=$("${PSQL[@]}" -d consumed -c "SELECT (SELECT max(position) FROM pgevents.transactions) - position FROM pgevents.consumers WHERE name = 'pgbench'")
 
-echo "pgbench, $(date -u +%F' '%H:%M) UTC, $(nproc) cores, PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), fsync=on, synchronous_commit=on, schema version $LATEST_VERSION, ${SECONDS_PER_CELL} s per cell, $ROUNDS rotated rounds; the consumer of 'consumed' ended $lag transactions behind."
+echo "$(describe_run); the consumer of 'consumed' ended $lag transactions behind."
 echo
-echo "| op | writers | plain tps | idle tps | consumed tps | idle ÷ plain | consumed ÷ plain | consumed ÷ idle (median, range) |"
-echo "|---|---|---|---|---|---|---|---|"
-for op in insert update; do
-  for c in $CLIENTS; do
-    printf '| %s | %s | %.0f | %.0f | %.0f | %s | %s | %s |\n' "$op" "$c" \
-      "$(cell_median "$op" "$c" plain)" "$(cell_median "$op" "$c" idle)" "$(cell_median "$op" "$c" consumed)" \
-      "$(ratio_cell "$op" "$c" idle plain)" "$(ratio_cell "$op" "$c" consumed plain)" "$(ratio_cell "$op" "$c" consumed idle)"
-  done
-done
+three_way_table plain idle consumed

@@ -51,14 +51,6 @@ require_captured snapshotting
 require_consumer_alive
 CELLS=$(( ROUNDS * 2 * $(echo $CLIENTS | wc -w) ))
 
-echo "pgbench, $(date -u +%F' '%H:%M) UTC, $(nproc) cores, PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), fsync=on, synchronous_commit=on, schema version $LATEST_VERSION, ${SECONDS_PER_CELL} s per cell, $ROUNDS rotated rounds; the snapshot read $SNAPSHOT_ROWS rows of a $ROWS-row table in $CELLS snapshotting cells ($(( SNAPSHOT_ROWS / (CELLS * SECONDS_PER_CELL) )) rows/s beside the writers)."
+echo "$(describe_run); the snapshot read $SNAPSHOT_ROWS rows of a $ROWS-row table in $CELLS snapshotting cells ($(( SNAPSHOT_ROWS / (CELLS * SECONDS_PER_CELL) )) rows/s beside the writers)."
 echo
-echo "| op | writers | plain tps | consumed tps | snapshotting tps | consumed ÷ plain | snapshotting ÷ plain | snapshotting ÷ consumed (median, range) |"
-echo "|---|---|---|---|---|---|---|---|"
-for op in insert update; do
-  for c in $CLIENTS; do
-    printf '| %s | %s | %.0f | %.0f | %.0f | %s | %s | %s |\n' "$op" "$c" \
-      "$(cell_median "$op" "$c" plain)" "$(cell_median "$op" "$c" consumed)" "$(cell_median "$op" "$c" snapshotting)" \
-      "$(ratio_cell "$op" "$c" consumed plain)" "$(ratio_cell "$op" "$c" snapshotting plain)" "$(ratio_cell "$op" "$c" snapshotting consumed)"
-  done
-done
+three_way_table plain consumed snapshotting
