@@ -17,7 +17,7 @@ internal sealed class DeliveryLoop(
     IReadOnlyCollection<TableName> tables,
     bool batched,
     SchemaSettings settings,
-    NpgsqlDataSource sessions,
+    SessionConnections sessions,
     ConsumerLease lease,
     DeliveryProgress progress,
     FailurePolicyRunner failurePolicy,

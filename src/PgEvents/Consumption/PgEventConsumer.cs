@@ -1,7 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 
 namespace PgEvents;
 
@@ -19,7 +18,7 @@ internal sealed class PgEventConsumer : IEventConsumer
     private readonly PgEventsSchema _schema;
     private readonly SessionCheck _sessionCheck;
     private readonly Microsoft.Extensions.Logging.ILogger _logger;
-    private readonly Npgsql.NpgsqlDataSource _sessions;
+    private readonly SessionConnections _sessions;
     private readonly MappingValidator _validator;
     private readonly ConsumerState _state;
     private readonly DeliveryProgress _progress;
@@ -35,7 +34,7 @@ internal sealed class PgEventConsumer : IEventConsumer
 
     public PgEventConsumer(
         PgEventsDataSource dataSource,
-        IOptions<PgEventsOptions> options,
+        PgEventsOptions options,
         IEnumerable<HandlerRegistration> registrations,
         IServiceScopeFactory scopes,
         TimeProvider time,
@@ -43,9 +42,9 @@ internal sealed class PgEventConsumer : IEventConsumer
         ILoggerFactory? loggerFactory = null)
     {
         loggerFactory ??= NullLoggerFactory.Instance;
-        _options = options.Value;
+        _options = options;
         _logger = loggerFactory.CreateLogger(PgEventsLogCategories.Consumer);
-        _sessions = dataSource.SessionDataSource;
+        _sessions = dataSource.Sessions;
         _handlers = new HandlerMap(registrations);
         var settings = new SchemaSettings(_options.SchemaName, _options.NotificationChannel, _options.CaptureReplicaWrites);
         _schema = new PgEventsSchema(dataSource.DataSource, new PgEventsSchemaOptions
@@ -55,7 +54,7 @@ internal sealed class PgEventConsumer : IEventConsumer
             CaptureReplicaWrites = _options.CaptureReplicaWrites,
         }, loggerFactory.CreateLogger(PgEventsLogCategories.Schema));
         _validator = new MappingValidator(dataSource.DataSource, _options, _handlers);
-        _sessionCheck = new SessionCheck(_sessions, _options.ConsumerName);
+        _sessionCheck = new SessionCheck(_sessions.Source, _options.ConsumerName);
 
         _state = new ConsumerState(_options.ConsumerName, time, _logger);
         var cursors = new CursorStore(settings, _options.ConsumerName);
@@ -93,6 +92,9 @@ internal sealed class PgEventConsumer : IEventConsumer
 
     public string Name => _options.ConsumerName;
 
+    /// <summary>The tables this consumer's handlers are mapped to.</summary>
+    internal IReadOnlyCollection<TableName> Tables => _handlers.Tables;
+
     /// <summary>The non-transient error that keeps this instance from running, or null.</summary>
     internal ConsumerFault? Fault => _state.Fault;
 
@@ -114,10 +116,10 @@ internal sealed class PgEventConsumer : IEventConsumer
     /// </summary>
     internal async Task PrepareAsync(CancellationToken cancellationToken)
     {
-        var connection = await _sessions.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-        await using (connection.ConfigureAwait(false))
+        var session = await _sessions.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using (session.ConfigureAwait(false))
         {
-            await _sessionCheck.VerifyAsync(connection, cancellationToken).ConfigureAwait(false);
+            await _sessionCheck.VerifyAsync(session.Connection, cancellationToken).ConfigureAwait(false);
         }
 
         await _validator.ValidateAsync(cancellationToken).ConfigureAwait(false);
@@ -140,12 +142,12 @@ internal sealed class PgEventConsumer : IEventConsumer
         if (_options.InitialSnapshot)
         {
             // Recorded once per consumer and table: a later start finds it and takes none.
-            var requests = await _sessions.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            var requests = await _sessions.OpenAsync(cancellationToken).ConfigureAwait(false);
             await using (requests.ConfigureAwait(false))
             {
                 foreach (var table in _handlers.Tables)
                 {
-                    await _snapshotStore.RequestAsync(requests, table, initial: true, cancellationToken).ConfigureAwait(false);
+                    await _snapshotStore.RequestAsync(requests.Connection, table, initial: true, cancellationToken).ConfigureAwait(false);
                 }
             }
         }
@@ -204,10 +206,10 @@ internal sealed class PgEventConsumer : IEventConsumer
                 $"PgEvents consumer '{Name}' cannot snapshot table {name}: no handler of this consumer is mapped to it, so nothing would receive its rows or its later changes.");
         }
 
-        var connection = await _sessions.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-        await using (connection.ConfigureAwait(false))
+        var session = await _sessions.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using (session.ConfigureAwait(false))
         {
-            await _snapshotStore.RequestAsync(connection, name, initial: false, cancellationToken).ConfigureAwait(false);
+            await _snapshotStore.RequestAsync(session.Connection, name, initial: false, cancellationToken).ConfigureAwait(false);
         }
 
         PgEventsLog.SnapshotRequested(_logger, Name, name);

@@ -1,5 +1,4 @@
 using Microsoft.Extensions.Logging;
-using Npgsql;
 
 namespace PgEvents;
 
@@ -10,7 +9,7 @@ namespace PgEvents;
 /// </summary>
 internal sealed class ReconnectingRunner(
     PgEventsOptions options,
-    NpgsqlDataSource sessions,
+    SessionConnections sessions,
     SessionCheck sessionCheck,
     DeliveryLoop loop,
     ConsumerState state,
@@ -84,12 +83,12 @@ internal sealed class ReconnectingRunner(
     /// </summary>
     private async Task<(Exception Error, bool Transient)?> RunSessionAsync(bool reconnecting, CancellationToken cancellationToken)
     {
-        NpgsqlConnection? connection = null;
+        SessionConnection? session = null;
         try
         {
-            connection = await sessions.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            await sessionCheck.VerifyAsync(connection, cancellationToken).ConfigureAwait(false);
-            await loop.RunAsync(connection, reconnecting, cancellationToken).ConfigureAwait(false);
+            session = await sessions.OpenAsync(cancellationToken).ConfigureAwait(false);
+            await sessionCheck.VerifyAsync(session.Connection, cancellationToken).ConfigureAwait(false);
+            await loop.RunAsync(session.Connection, reconnecting, cancellationToken).ConfigureAwait(false);
             return null;
         }
         catch (Exception e) when (cancellationToken.IsCancellationRequested && (e is OperationCanceledException || FailureClassifier.IsRetryable(e)))
@@ -100,13 +99,13 @@ internal sealed class ReconnectingRunner(
         catch (Exception e) when (FailureClassifier.IsRetryable(e))
         {
             // A broken connection explains any error raised through it, whatever its type.
-            return (e, FailureClassifier.IsTransient(e) || (connection is not null && FailureClassifier.IsBroken(connection)));
+            return (e, FailureClassifier.IsTransient(e) || (session is not null && FailureClassifier.IsBroken(session.Connection)));
         }
         finally
         {
-            if (connection is not null)
+            if (session is not null)
             {
-                await connection.DisposeAsync().ConfigureAwait(false);
+                await session.DisposeAsync().ConfigureAwait(false);
             }
         }
     }

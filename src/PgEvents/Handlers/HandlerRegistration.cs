@@ -5,8 +5,9 @@ namespace PgEvents;
 /// <summary>One handler mapped to one table: a row handler (typed, one change per call) or a batch handler.</summary>
 internal sealed class HandlerRegistration
 {
-    private HandlerRegistration(TableName table, Type? rowType, Type handlerType, RowInvoker? invokeRow, BatchInvoker? invokeBatch)
+    private HandlerRegistration(string consumer, TableName table, Type? rowType, Type handlerType, RowInvoker? invokeRow, BatchInvoker? invokeBatch)
     {
+        Consumer = consumer;
         Table = table;
         RowType = rowType;
         HandlerType = handlerType;
@@ -18,6 +19,9 @@ internal sealed class HandlerRegistration
         IServiceProvider services, CapturedEvent captured, RowDeserializer deserializer, EventTransactionScope transaction, CancellationToken cancellationToken);
 
     internal delegate Task BatchInvoker(IServiceProvider services, ChangeBatch batch, CancellationToken cancellationToken);
+
+    /// <summary>The registration name of the consumer this handler belongs to (see <c>AddPgEvents(name)</c>).</summary>
+    public string Consumer { get; }
 
     public TableName Table { get; }
 
@@ -34,9 +38,9 @@ internal sealed class HandlerRegistration
 
     public bool IsBatch => InvokeBatch is not null;
 
-    public static HandlerRegistration Create<TRow, THandler>(TableName table)
+    public static HandlerRegistration Create<TRow, THandler>(TableName table, string consumer = "")
         where THandler : class, IRowHandler<TRow> =>
-        new(table, typeof(TRow), typeof(THandler), static (services, captured, deserializer, transaction, cancellationToken) =>
+        new(consumer, table, typeof(TRow), typeof(THandler), static (services, captured, deserializer, transaction, cancellationToken) =>
         {
             var row = deserializer.Deserialize<TRow>(captured, captured.RowJson, "row");
             var oldRow = deserializer.Deserialize<TRow>(captured, captured.OldRowJson, "old row");
@@ -44,9 +48,9 @@ internal sealed class HandlerRegistration
             return handler.HandleAsync(new RowChange<TRow>(captured, row, oldRow, transaction), cancellationToken);
         }, invokeBatch: null);
 
-    public static HandlerRegistration CreateBatch<THandler>(TableName table)
+    public static HandlerRegistration CreateBatch<THandler>(TableName table, string consumer = "")
         where THandler : class, IBatchHandler =>
-        new(table, rowType: null, typeof(THandler), invokeRow: null, static (services, batch, cancellationToken) =>
+        new(consumer, table, rowType: null, typeof(THandler), invokeRow: null, static (services, batch, cancellationToken) =>
             services.GetRequiredService<THandler>().HandleAsync(batch, cancellationToken));
 
     public bool IsSameAs(HandlerRegistration other) =>

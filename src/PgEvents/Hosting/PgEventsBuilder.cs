@@ -1,15 +1,63 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Npgsql;
 
 namespace PgEvents;
 
-/// <summary>Maps tables to handlers for the consumer registered by <c>AddPgEvents</c>.</summary>
+/// <summary>Maps tables to handlers for the consumer registered by <c>AddPgEvents</c>, and chooses its connections.</summary>
 public sealed class PgEventsBuilder
 {
-    internal PgEventsBuilder(IServiceCollection services) => Services = services;
+    private readonly PgEventsRegistrations _registrations;
+
+    internal PgEventsBuilder(IServiceCollection services, string name, PgEventsRegistrations registrations)
+    {
+        Services = services;
+        Name = name;
+        _registrations = registrations;
+    }
 
     /// <summary>The service collection, for further registrations.</summary>
     public IServiceCollection Services { get; }
+
+    /// <summary>The consumer's registration name: the key of its keyed services; empty for the consumer registered without a name.</summary>
+    public string Name { get; }
+
+    /// <summary>
+    /// Takes every connection of this consumer from the <see cref="NpgsqlDataSource"/> registered in
+    /// the container (by <c>AddNpgsqlDataSource</c>, say), with its logging, password provider,
+    /// authentication, TLS and multi-host settings. See <see cref="UseDataSource(Func{IServiceProvider, NpgsqlDataSource})"/>.
+    /// </summary>
+    /// <returns>This builder.</returns>
+    public PgEventsBuilder UseDataSource() => UseDataSource(static sp => sp.GetRequiredService<NpgsqlDataSource>());
+
+    /// <summary>Takes every connection of this consumer from <paramref name="dataSource"/>. See <see cref="UseDataSource(Func{IServiceProvider, NpgsqlDataSource})"/>.</summary>
+    /// <param name="dataSource">The data source; the caller keeps owning it.</param>
+    /// <returns>This builder.</returns>
+    public PgEventsBuilder UseDataSource(NpgsqlDataSource dataSource)
+    {
+        ArgumentNullException.ThrowIfNull(dataSource);
+        return UseDataSource(_ => dataSource);
+    }
+
+    /// <summary>
+    /// Takes every connection of this consumer from the data source <paramref name="dataSource"/>
+    /// returns (resolved once, when the consumer is built), instead of building one from
+    /// <see cref="PgEventsOptions.ConnectionString"/>, which is then not needed;
+    /// <see cref="PgEventsOptions.ConfigureDataSource"/> does not apply. The host keeps owning the
+    /// data source. Pooling is fine: before its lease and LISTEN connections go back to the pool the
+    /// consumer releases its advisory locks, stops listening and resets its session settings.
+    /// Multiplexing is refused at start, since a lease needs a session of its own. The last call wins.
+    /// </summary>
+    /// <param name="dataSource">Returns the data source, e.g. <c>sp =&gt; sp.GetRequiredKeyedService&lt;NpgsqlDataSource&gt;("events")</c>.</param>
+    /// <returns>This builder.</returns>
+    public PgEventsBuilder UseDataSource(Func<IServiceProvider, NpgsqlDataSource> dataSource)
+    {
+        ArgumentNullException.ThrowIfNull(dataSource);
+        Services.RemoveAllKeyed<HostDataSource>(Name);
+        Services.AddKeyedSingleton(Name, new HostDataSource(dataSource));
+        _registrations.UseHostDataSource(Name);
+        return this;
+    }
 
     /// <summary>
     /// Delivers the changes of <paramref name="table"/> to <typeparamref name="THandler"/>, with rows
@@ -35,7 +83,7 @@ public sealed class PgEventsBuilder
         where THandler : class, IRowHandler<TRow>
     {
         Services.TryAddScoped<THandler>();
-        Services.AddSingleton(HandlerRegistration.Create<TRow, THandler>(table));
+        Services.AddSingleton(HandlerRegistration.Create<TRow, THandler>(table, Name));
         return this;
     }
 
@@ -64,7 +112,7 @@ public sealed class PgEventsBuilder
         Services.TryAddScoped<THandler>();
         foreach (var table in names)
         {
-            Services.AddSingleton(HandlerRegistration.CreateBatch<THandler>(table));
+            Services.AddSingleton(HandlerRegistration.CreateBatch<THandler>(table, Name));
         }
 
         return this;

@@ -1,20 +1,33 @@
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 using Npgsql;
 
 namespace PgEvents;
 
 /// <summary>
-/// The connections PgEvents uses, kept apart from any <see cref="NpgsqlDataSource"/> the host
-/// registers. TCP keepalive is turned on unless configured, so a half-open LISTEN connection is
-/// detected instead of waiting forever. Npgsql logs through the host's logger factory, and
-/// <see cref="PgEventsOptions.ConfigureDataSource"/> configures both data sources after that.
+/// The connections one consumer uses. By default PgEvents builds its own data sources from
+/// <see cref="PgEventsOptions.ConnectionString"/>, kept apart from any the host registers: TCP
+/// keepalive is turned on unless configured, so a half-open LISTEN connection is detected instead of
+/// waiting forever; Npgsql logs through the host's logger factory; and
+/// <see cref="PgEventsOptions.ConfigureDataSource"/> configures both data sources after that. With a
+/// data source from the host (<see cref="PgEventsBuilder.UseDataSource(Func{IServiceProvider, NpgsqlDataSource})"/>)
+/// every connection comes from it, and the host keeps owning it.
 /// </summary>
 internal sealed class PgEventsDataSource : IAsyncDisposable, IDisposable
 {
-    public PgEventsDataSource(IOptions<PgEventsOptions> options, ILoggerFactory? loggerFactory = null)
+    private readonly bool _owned;
+
+    public PgEventsDataSource(PgEventsOptions options, NpgsqlDataSource? hostDataSource, ILoggerFactory? loggerFactory)
     {
-        var builder = new NpgsqlConnectionStringBuilder(options.Value.ConnectionString);
+        if (hostDataSource is not null)
+        {
+            RefuseMultiplexing(hostDataSource, options.ConsumerName);
+            DataSource = hostDataSource;
+            Sessions = new SessionConnections(hostDataSource, pooled: true);
+            return;
+        }
+
+        _owned = true;
+        var builder = new NpgsqlConnectionStringBuilder(options.ConnectionString);
         if (builder.KeepAlive == 0)
         {
             builder.KeepAlive = 15;
@@ -22,10 +35,10 @@ internal sealed class PgEventsDataSource : IAsyncDisposable, IDisposable
 
         if (string.IsNullOrEmpty(builder.ApplicationName))
         {
-            builder.ApplicationName = "PgEvents:" + options.Value.ConsumerName;
+            builder.ApplicationName = "PgEvents:" + options.ConsumerName;
         }
 
-        var configure = options.Value.ConfigureDataSource;
+        var configure = options.ConfigureDataSource;
         DataSource = Build(builder, loggerFactory, configure);
 
         // Npgsql resets a pooled connection lazily: Close returns it to the pool as it is, and the
@@ -36,17 +49,31 @@ internal sealed class PgEventsDataSource : IAsyncDisposable, IDisposable
         // backend, and PostgreSQL releases the session's locks and listens with it. Opening a physical
         // connection costs a few milliseconds, paid once per (re)connect of the consumer.
         var session = new NpgsqlConnectionStringBuilder(builder.ConnectionString) { Pooling = false, Multiplexing = false };
-        SessionDataSource = Build(session, loggerFactory, configure, sessions: true);
+        _sessionSource = Build(session, loggerFactory, configure, sessions: true);
+        Sessions = new SessionConnections(_sessionSource, pooled: false);
     }
+
+    private readonly NpgsqlDataSource? _sessionSource;
 
     /// <summary>Pooled connections for short, stateless work: status queries, replays, installs.</summary>
     public NpgsqlDataSource DataSource { get; }
 
     /// <summary>
-    /// Unpooled connections for what lives in a session: the consumer's working connection (its lease),
-    /// its LISTEN connection, and the probe that checks they are real sessions.
+    /// Connections for what lives in a session: the consumer's working connection (its lease), its
+    /// LISTEN connection, and the probe that checks they are real sessions.
     /// </summary>
-    public NpgsqlDataSource SessionDataSource { get; }
+    public SessionConnections Sessions { get; }
+
+    private static void RefuseMultiplexing(NpgsqlDataSource dataSource, string consumer)
+    {
+        // A multiplexed connection has no session of its own between commands: no lease, no LISTEN.
+        if (new NpgsqlConnectionStringBuilder(dataSource.ConnectionString).Multiplexing)
+        {
+            throw new PgEventsException(
+                $"PgEvents consumer '{consumer}' cannot use a data source with Multiplexing: its lease and its LISTEN need connections that are sessions of their own. " +
+                "Give it a data source without Multiplexing.");
+        }
+    }
 
     private static NpgsqlDataSource Build(
         NpgsqlConnectionStringBuilder connectionString, ILoggerFactory? loggerFactory, Action<NpgsqlDataSourceBuilder>? configure, bool sessions = false)
@@ -70,13 +97,21 @@ internal sealed class PgEventsDataSource : IAsyncDisposable, IDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await SessionDataSource.DisposeAsync().ConfigureAwait(false);
+        if (!_owned)
+        {
+            return;
+        }
+
+        await _sessionSource!.DisposeAsync().ConfigureAwait(false);
         await DataSource.DisposeAsync().ConfigureAwait(false);
     }
 
     public void Dispose()
     {
-        SessionDataSource.Dispose();
-        DataSource.Dispose();
+        if (_owned)
+        {
+            _sessionSource!.Dispose();
+            DataSource.Dispose();
+        }
     }
 }

@@ -10,9 +10,9 @@ namespace PgEvents;
 /// cannot be reached, or while an error that reconnecting does not cure keeps it from running
 /// (<see cref="ConsumerStatus.Fault"/>: a missing privilege or table, a connection that is not a
 /// session of its own), naming that error. Register it with
-/// <c>services.AddHealthChecks().AddCheck&lt;PgEventsHealthCheck&gt;("pgevents")</c>.
+/// <c>services.AddHealthChecks().AddPgEvents()</c>.
 /// </summary>
-public sealed class PgEventsHealthCheck : IHealthCheck
+internal sealed class PgEventsHealthCheck : IHealthCheck
 {
     private readonly IEventConsumer _consumer;
     private readonly TimeSpan _maxLag;

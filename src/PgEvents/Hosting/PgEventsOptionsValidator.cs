@@ -4,14 +4,23 @@ using Npgsql;
 namespace PgEvents;
 
 /// <summary>Checks options at start, with messages that say what to change.</summary>
-internal sealed class PgEventsOptionsValidator : IValidateOptions<PgEventsOptions>
+internal sealed class PgEventsOptionsValidator(PgEventsRegistrations? registrations = null) : IValidateOptions<PgEventsOptions>
 {
     public ValidateOptionsResult Validate(string? name, PgEventsOptions options)
     {
         var failures = new List<string>();
-        if (string.IsNullOrWhiteSpace(options.ConnectionString))
+        if (registrations?.UsesHostDataSource(name ?? Options.DefaultName) == true)
         {
-            failures.Add("PgEventsOptions.ConnectionString is required: set it to the database whose tables are captured.");
+            // Connections come from the host's data source (PgEventsBuilder.UseDataSource).
+            if (options.ConfigureDataSource is not null)
+            {
+                failures.Add(
+                    "PgEventsOptions.ConfigureDataSource does not apply to a consumer whose data source the host supplies (PgEventsBuilder.UseDataSource): configure that data source instead.");
+            }
+        }
+        else if (string.IsNullOrWhiteSpace(options.ConnectionString))
+        {
+            failures.Add("PgEventsOptions.ConnectionString is required: set it to the database whose tables are captured, or give the consumer a data source (PgEventsBuilder.UseDataSource).");
         }
         else
         {

@@ -10,7 +10,7 @@ namespace PgEvents;
 /// and interleaves with live changes instead of flooding the log.
 /// </summary>
 internal sealed class SnapshotWorker(
-    NpgsqlDataSource dataSource,
+    SessionConnections sessions,
     SnapshotStore store,
     DeliveryProgress progress,
     WakeUpSignal deliveryWakeUp,
@@ -66,7 +66,8 @@ internal sealed class SnapshotWorker(
 
     private async Task WriteWhilePendingAsync(Backoff backoff, CancellationToken cancellationToken)
     {
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var session = await sessions.OpenAsync(cancellationToken).ConfigureAwait(false);
+        var connection = session.Connection;
 
         await WorkingSession.ConfigureAsync(connection, cancellationToken).ConfigureAwait(false);
 

@@ -8,13 +8,15 @@ namespace PgEvents;
 /// </summary>
 internal sealed class NotificationListener : IAsyncDisposable
 {
+    private readonly SessionConnection _session;
     private readonly NpgsqlConnection _connection;
     private readonly TimeSpan _keepAlive;
     private readonly CancellationTokenSource _stop = new();
 
-    private NotificationListener(NpgsqlConnection connection, TimeSpan keepAlive, Task completion)
+    private NotificationListener(SessionConnection session, TimeSpan keepAlive, Task completion)
     {
-        _connection = connection;
+        _session = session;
+        _connection = session.Connection;
         _keepAlive = keepAlive;
         Completion = completion;
     }
@@ -23,9 +25,10 @@ internal sealed class NotificationListener : IAsyncDisposable
     public Task Completion { get; private set; }
 
     public static async Task<NotificationListener> StartAsync(
-        NpgsqlDataSource dataSource, string channel, TimeSpan keepAlive, WakeUpSignal signal, CancellationToken cancellationToken)
+        SessionConnections sessions, string channel, TimeSpan keepAlive, WakeUpSignal signal, CancellationToken cancellationToken)
     {
-        var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        var session = await sessions.OpenAsync(cancellationToken).ConfigureAwait(false);
+        var connection = session.Connection;
         try
         {
             connection.Notification += (_, e) =>
@@ -40,13 +43,13 @@ internal sealed class NotificationListener : IAsyncDisposable
                 await listen.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             }
 
-            var listener = new NotificationListener(connection, keepAlive, Task.CompletedTask);
+            var listener = new NotificationListener(session, keepAlive, Task.CompletedTask);
             listener.Completion = listener.WaitLoopAsync();
             return listener;
         }
         catch
         {
-            await connection.DisposeAsync().ConfigureAwait(false);
+            await session.DisposeAsync().ConfigureAwait(false);
             throw;
         }
     }
@@ -133,7 +136,7 @@ internal sealed class NotificationListener : IAsyncDisposable
             // The connection already failed; the consumer has seen or will see that.
         }
 
-        await _connection.DisposeAsync().ConfigureAwait(false);
+        await _session.DisposeAsync().ConfigureAwait(false);
         _stop.Dispose();
     }
 }

@@ -17,7 +17,7 @@ public sealed class AddPgEventsTests
         services.Count(d => d.ServiceType == serviceType && (implementation is null || d.ImplementationType == implementation));
 
     [Fact]
-    public void Repeated_calls_register_every_service_once()
+    public async Task Repeated_calls_register_every_service_once()
     {
         var services = new ServiceCollection();
 
@@ -25,12 +25,15 @@ public sealed class AddPgEventsTests
         services.AddPgEvents(o => o.ConsumerName = "orders-sync");
         services.AddPgEvents();
 
-        Count(services, typeof(IHostedService), typeof(PgEventsHostedService)).Should().Be(1);
-        Count(services, typeof(PgEventConsumer)).Should().Be(1);
-        Count(services, typeof(IEventConsumer)).Should().Be(1);
+        Count(services, typeof(IHostedService)).Should().Be(1);
+        Count(services, typeof(PgEventConsumer)).Should().Be(2, "the keyed consumer and the unkeyed alias of the unnamed one");
+        Count(services, typeof(IEventConsumer)).Should().Be(2);
         Count(services, typeof(PgEventsMetrics)).Should().Be(1);
         Count(services, typeof(PgEventsDataSource)).Should().Be(1);
+        Count(services, typeof(PgEventsRegistrations)).Should().Be(1);
         Count(services, typeof(IValidateOptions<PgEventsOptions>), typeof(PgEventsOptionsValidator)).Should().Be(1);
+        await using var provider = services.BuildServiceProvider();
+        provider.GetServices<IHostedService>().Should().ContainSingle().Which.Should().BeOfType<PgEventsHostedService>();
     }
 
     [Fact]
@@ -122,7 +125,7 @@ public sealed class AddPgEventsTests
         var failure = (await start.Should().ThrowAsync<OptionsValidationException>()).Which;
         failure.OptionsType.Should().Be<PgEventsOptions>();
         failure.Failures.Should().ContainSingle().Which.Should()
-            .Be("PgEventsOptions.ConnectionString is required: set it to the database whose tables are captured.");
+            .Be("PgEventsOptions.ConnectionString is required: set it to the database whose tables are captured, or give the consumer a data source (PgEventsBuilder.UseDataSource).");
     }
 
     [Fact]
