@@ -11,6 +11,15 @@ namespace Microsoft.Extensions.DependencyInjection;
 public static class PgEventsServiceCollectionExtensions
 {
     /// <summary>
+    /// Registers the PgEvents consumer, configured elsewhere (<c>services.Configure&lt;PgEventsOptions&gt;(...)</c>
+    /// or another call). See <see cref="AddPgEvents(IServiceCollection, Action{PgEventsOptions})"/>.
+    /// </summary>
+    /// <param name="services">The service collection.</param>
+    /// <returns>A builder to map tables to handlers.</returns>
+    public static PgEventsBuilder AddPgEvents(this IServiceCollection services) =>
+        Register(services, Options.Options.DefaultName, configure: null);
+
+    /// <summary>
     /// Registers the PgEvents consumer: <see cref="IEventConsumer"/> and a hosted service that
     /// installs the schema and triggers, then consumes while the host runs. Options are validated
     /// when the host starts. Calling it again adds to the configuration and registers nothing twice.
@@ -18,8 +27,25 @@ public static class PgEventsServiceCollectionExtensions
     /// <param name="services">The service collection.</param>
     /// <param name="configure">Sets the connection string, consumer name and other options.</param>
     /// <returns>A builder to map tables to handlers.</returns>
-    public static PgEventsBuilder AddPgEvents(this IServiceCollection services, Action<PgEventsOptions>? configure = null) =>
-        Register(services, Options.Options.DefaultName, configure);
+    public static PgEventsBuilder AddPgEvents(this IServiceCollection services, Action<PgEventsOptions> configure)
+    {
+        ArgumentNullException.ThrowIfNull(configure);
+        return Register(services, Options.Options.DefaultName, configure);
+    }
+
+    /// <summary>
+    /// Registers one of several consumers in the host under <paramref name="name"/>, configured
+    /// elsewhere. See <see cref="AddPgEvents(IServiceCollection, string, Action{PgEventsOptions})"/>.
+    /// </summary>
+    /// <param name="services">The service collection.</param>
+    /// <param name="name">The registration name; not empty.</param>
+    /// <returns>A builder to map tables to this consumer's handlers.</returns>
+    /// <exception cref="ArgumentException"><paramref name="name"/> is empty or white space.</exception>
+    public static PgEventsBuilder AddPgEvents(this IServiceCollection services, string name)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        return Register(services, name, configure: null);
+    }
 
     /// <summary>
     /// Registers one of several consumers in the host, under <paramref name="name"/>: its own options
@@ -35,9 +61,10 @@ public static class PgEventsServiceCollectionExtensions
     /// <param name="configure">Sets the connection string and other options of this consumer.</param>
     /// <returns>A builder to map tables to this consumer's handlers.</returns>
     /// <exception cref="ArgumentException"><paramref name="name"/> is empty or white space.</exception>
-    public static PgEventsBuilder AddPgEvents(this IServiceCollection services, string name, Action<PgEventsOptions>? configure = null)
+    public static PgEventsBuilder AddPgEvents(this IServiceCollection services, string name, Action<PgEventsOptions> configure)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        ArgumentNullException.ThrowIfNull(configure);
         return Register(services, name, configure);
     }
 
