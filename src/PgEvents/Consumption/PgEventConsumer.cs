@@ -64,7 +64,7 @@ internal sealed class PgEventConsumer : IEventConsumer
             _options, _handlers, scopes, new RowDeserializer(_options.JsonSerializerOptions), metrics, time);
         var wakeUp = new WakeUpSignal();
         _snapshotStore = new SnapshotStore(settings, _options.ConsumerName);
-        _snapshots = new SnapshotWorker(_sessions, _snapshotStore, _progress, wakeUp, _options, metrics, time, _logger);
+        _snapshots = new SnapshotWorker(dataSource.DataSource, _sessions, _snapshotStore, _progress, wakeUp, _options, metrics, time, _logger);
         _status = new ConsumerStatusReader(dataSource.DataSource, settings, _state, _progress, _snapshotStore);
         _admin = new ConsumerAdmin(dataSource.DataSource, settings, _options, cursors, deadLetters, dispatcher, _logger);
         _lag = new LagSampler(_status.MeasureLagAsync, _options.LagSampleInterval, time, _logger, _options.ConsumerName);

@@ -23,7 +23,7 @@ namespace PgEvents;
 /// </remarks>
 internal sealed class SessionCheck(NpgsqlDataSource probes, string consumerName)
 {
-    private const string Mark = "pgevents.session_check";
+    internal const string Mark = "pgevents.session_check";
 
     // Two rounds: round-robin selection can hand the working connection its own backend back once by
     // chance; it cannot keep doing so while a second client takes and frees backends in between.

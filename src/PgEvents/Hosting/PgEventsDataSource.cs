@@ -20,7 +20,7 @@ internal sealed class PgEventsDataSource : IAsyncDisposable, IDisposable
     {
         if (hostDataSource is not null)
         {
-            RefuseMultiplexing(hostDataSource, options.ConsumerName);
+            RefuseUnfitSource(hostDataSource, options.ConsumerName);
             DataSource = hostDataSource;
             Sessions = new SessionConnections(hostDataSource, pooled: true);
             return;
@@ -64,14 +64,33 @@ internal sealed class PgEventsDataSource : IAsyncDisposable, IDisposable
     /// </summary>
     public SessionConnections Sessions { get; }
 
-    private static void RefuseMultiplexing(NpgsqlDataSource dataSource, string consumer)
+    /// <summary>
+    /// Connections a consumer holds at once from a pooled host data source: its working session and
+    /// its LISTEN for as long as it runs, and one at a time for status, lag, retention and probes.
+    /// A snapshot being written takes one more, and handlers that use the same source their own.
+    /// </summary>
+    internal const int MinimumPoolSize = 3;
+
+    private static void RefuseUnfitSource(NpgsqlDataSource dataSource, string consumer)
     {
+        var settings = new NpgsqlConnectionStringBuilder(dataSource.ConnectionString);
+
         // A multiplexed connection has no session of its own between commands: no lease, no LISTEN.
-        if (new NpgsqlConnectionStringBuilder(dataSource.ConnectionString).Multiplexing)
+        if (settings.Multiplexing)
         {
             throw new PgEventsException(
                 $"PgEvents consumer '{consumer}' cannot use a data source with Multiplexing: its lease and its LISTEN need connections that are sessions of their own. " +
                 "Give it a data source without Multiplexing.");
+        }
+
+        // Too small a pool does not fail at once: the consumer delivers, and everything else it does
+        // waits for the pool's timeout and fails, so the health check reports it unreachable.
+        if (settings.Pooling && settings.MaxPoolSize < MinimumPoolSize)
+        {
+            throw new PgEventsException(
+                $"PgEvents consumer '{consumer}' needs at least {MinimumPoolSize} connections of the data source it is given (Max Pool Size is {settings.MaxPoolSize}): " +
+                $"its working session and its LISTEN for as long as it runs, and one for status, lag and retention; one more while a snapshot is written, " +
+                "and whatever its handlers take from the same data source. Raise Max Pool Size.");
         }
     }
 

@@ -1,5 +1,7 @@
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
+using Npgsql;
 
 namespace PgEvents;
 
@@ -9,7 +11,8 @@ namespace PgEvents;
 /// and a bad mapping stops the host from starting.
 /// </summary>
 internal sealed class PgEventsHostedService(
-    string registration, PgEventConsumer consumer, PgEventsRegistrations registrations, IOptionsMonitor<PgEventsOptions> options) : BackgroundService
+    string registration, PgEventConsumer consumer, PgEventsRegistrations registrations, IOptionsMonitor<PgEventsOptions> options, IServiceProvider services)
+    : BackgroundService
 {
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -27,6 +30,7 @@ internal sealed class PgEventsHostedService(
     private void RefuseSharedCursor()
     {
         var mine = options.Get(registration);
+        var myDatabase = DatabaseOf(registration);
         foreach (var other in registrations.Names)
         {
             if (other == registration)
@@ -35,14 +39,21 @@ internal sealed class PgEventsHostedService(
             }
 
             var theirs = options.Get(other);
-            if (theirs.ConsumerName == mine.ConsumerName && theirs.SchemaName == mine.SchemaName &&
-                theirs.ConnectionString == mine.ConnectionString &&
-                !registrations.UsesHostDataSource(registration) && !registrations.UsesHostDataSource(other))
+            if (theirs.ConsumerName == mine.ConsumerName && theirs.SchemaName == mine.SchemaName && DatabaseOf(other) == myDatabase)
             {
                 throw new PgEventsException(
                     $"{PgEventsRegistrations.Describe(registration)} and {PgEventsRegistrations.Describe(other)} both use the cursor '{mine.ConsumerName}' " +
-                    "of the same database: one would only ever stand by for the other. Give each its own PgEventsOptions.ConsumerName.");
+                    $"of the database {myDatabase}: one would only ever stand by for the other. Give each its own PgEventsOptions.ConsumerName.");
             }
         }
+    }
+
+    /// <summary>Where a registration's connections go, whatever else its connection string says.</summary>
+    private string DatabaseOf(string name)
+    {
+        var dataSource = services.GetRequiredKeyedService<PgEventsDataSource>(name).DataSource;
+        var settings = new NpgsqlConnectionStringBuilder(dataSource.ConnectionString);
+        var host = (settings.Host ?? "localhost").ToLowerInvariant();
+        return $"'{settings.Database ?? settings.Username}' on {host}:{settings.Port}";
     }
 }

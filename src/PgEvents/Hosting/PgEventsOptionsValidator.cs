@@ -8,6 +8,20 @@ internal sealed class PgEventsOptionsValidator(PgEventsRegistrations? registrati
 {
     public ValidateOptionsResult Validate(string? name, PgEventsOptions options)
     {
+        var failures = Check(name, options);
+        if (failures.Count == 0)
+        {
+            return ValidateOptionsResult.Success;
+        }
+
+        // With several consumers in a host the operator must learn which one to fix.
+        return ValidateOptionsResult.Fail(string.IsNullOrEmpty(name)
+            ? failures
+            : failures.Select(f => $"PgEvents consumer registered as '{name}': {f}"));
+    }
+
+    private List<string> Check(string? name, PgEventsOptions options)
+    {
         var failures = new List<string>();
         if (registrations?.UsesHostDataSource(name ?? Options.DefaultName) == true)
         {
@@ -115,7 +129,7 @@ internal sealed class PgEventsOptionsValidator(PgEventsRegistrations? registrati
             failures.Add("PgEventsOptions.JsonSerializerOptions cannot be null.");
         }
 
-        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+        return failures;
     }
 
     private static void CheckIdentifier(List<string> failures, string option, string? value, bool schema = false)

@@ -138,6 +138,6 @@ public static class PgEventsServiceCollectionExtensions
         }
 
         services.AddSingleton<IHostedService>(sp => new PgEventsHostedService(
-            name, sp.GetRequiredKeyedService<PgEventConsumer>(name), sp.GetRequiredService<PgEventsRegistrations>(), sp.GetRequiredService<IOptionsMonitor<PgEventsOptions>>()));
+            name, sp.GetRequiredKeyedService<PgEventConsumer>(name), sp.GetRequiredService<PgEventsRegistrations>(), sp.GetRequiredService<IOptionsMonitor<PgEventsOptions>>(), sp));
     }
 }

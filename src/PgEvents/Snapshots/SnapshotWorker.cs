@@ -7,9 +7,12 @@ namespace PgEvents;
 /// Writes the chunks of this consumer's pending snapshots into the log while the consumer is
 /// active, on a connection of its own, a few chunks ahead of delivery: the log never holds more
 /// than <see cref="ChunksAhead"/> undelivered chunks, so a snapshot goes at the pace of its handlers
-/// and interleaves with live changes instead of flooding the log.
+/// and interleaves with live changes instead of flooding the log. While no snapshot is pending it
+/// looks for one on a short pooled connection and holds no session: on a data source the host
+/// supplies, an idle consumer must not keep a connection its handlers may need.
 /// </summary>
 internal sealed class SnapshotWorker(
+    NpgsqlDataSource pooled,
     SessionConnections sessions,
     SnapshotStore store,
     DeliveryProgress progress,
@@ -64,8 +67,28 @@ internal sealed class SnapshotWorker(
         }
     }
 
+    private async Task WaitUntilPendingAsync(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            _requested.Reset();
+            var connection = await pooled.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await using (connection.ConfigureAwait(false))
+            {
+                if (await store.NextPendingAsync(connection, cancellationToken).ConfigureAwait(false) is not null)
+                {
+                    return;
+                }
+            }
+
+            await _requested.WaitAsync(options.PollInterval, time, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Writes chunks on a session of its own until no snapshot is pending.</summary>
     private async Task WriteWhilePendingAsync(Backoff backoff, CancellationToken cancellationToken)
     {
+        await WaitUntilPendingAsync(cancellationToken).ConfigureAwait(false);
         await using var session = await sessions.OpenAsync(cancellationToken).ConfigureAwait(false);
         var connection = session.Connection;
 
@@ -78,8 +101,7 @@ internal sealed class SnapshotWorker(
             var pending = await store.NextPendingAsync(connection, cancellationToken).ConfigureAwait(false);
             if (pending is null)
             {
-                await _requested.WaitAsync(options.PollInterval, time, cancellationToken).ConfigureAwait(false);
-                continue;
+                return;
             }
 
             if (undelivered.Count == 0 && pending.LastChunkPosition is { } written)

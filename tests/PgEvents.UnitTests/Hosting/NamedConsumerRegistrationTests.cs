@@ -96,8 +96,8 @@ public sealed class NamedConsumerRegistrationTests
         var failure = (await start.Should().ThrowAsync<OptionsValidationException>()).Which;
         failure.OptionsName.Should().Be("jobs");
         failure.Failures.Should().HaveCount(2)
-            .And.Contain(f => f.StartsWith("PgEventsOptions.ConnectionString is required", StringComparison.Ordinal))
-            .And.Contain(f => f.StartsWith("PgEventsOptions.BatchSize", StringComparison.Ordinal));
+            .And.Contain(f => f.StartsWith("PgEvents consumer registered as 'jobs': PgEventsOptions.ConnectionString is required", StringComparison.Ordinal))
+            .And.Contain(f => f.StartsWith("PgEvents consumer registered as 'jobs': PgEventsOptions.BatchSize", StringComparison.Ordinal));
     }
 
     [Fact]
