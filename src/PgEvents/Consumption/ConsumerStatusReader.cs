@@ -54,10 +54,7 @@ internal sealed class ConsumerStatusReader(NpgsqlDataSource dataSource, SchemaSe
 
             var snapshots = withSnapshots ? await snapshotStore.ListAsync(connection, cursor.Position, cancellationToken).ConfigureAwait(false) : [];
             return new ConsumerStatus(
-                state.Name, active, state.IsStandby, head, cursor.Position, cursor.EventId, lagEvents, lagTime, state.Blocked, state.Fault)
-            {
-                Snapshots = snapshots,
-            };
+                state.Name, active, state.IsStandby, head, cursor.Position, cursor.EventId, lagEvents, lagTime, state.Blocked, state.Fault, snapshots);
         }
     }
 }

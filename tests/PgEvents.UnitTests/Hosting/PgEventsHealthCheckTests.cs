@@ -8,8 +8,9 @@ public sealed class PgEventsHealthCheckTests
 {
     private static readonly DateTimeOffset Since = new(2025, 6, 1, 12, 0, 0, TimeSpan.Zero);
 
-    private static ConsumerStatus Active(TimeSpan lag = default) =>
-        new("orders-sync", IsActive: true, IsStandby: false, HeadPosition: 100, CursorPosition: 90, CursorEventId: 1, LagEvents: 10, LagTime: lag, Blocked: null);
+    private static ConsumerStatus Status(
+        bool isActive = true, bool isStandby = false, TimeSpan lag = default, BlockedEvent? blocked = null, ConsumerFault? fault = null) =>
+        new("orders-sync", isActive, isStandby, headPosition: 100, cursorPosition: 90, cursorEventId: 1, lagEvents: 10, lag, blocked, fault, snapshots: []);
 
     private static Task<HealthCheckResult> Check(ConsumerStatus status, TimeSpan? maxLag = null) =>
         Check(new StubConsumer(() => Task.FromResult(status)), maxLag);
@@ -21,7 +22,7 @@ public sealed class PgEventsHealthCheckTests
     [Fact]
     public async Task An_active_consumer_that_keeps_up_is_healthy_with_its_numbers()
     {
-        var result = await Check(Active(TimeSpan.FromSeconds(3)));
+        var result = await Check(Status(lag: TimeSpan.FromSeconds(3)));
 
         result.Status.Should().Be(HealthStatus.Healthy);
         result.Data.Should().Contain("role", "active").And.Contain("lag_events", 10L).And.Contain("cursor_position", 90L);
@@ -30,7 +31,7 @@ public sealed class PgEventsHealthCheckTests
     [Fact]
     public async Task A_standby_is_healthy()
     {
-        var result = await Check(Active() with { IsActive = false, IsStandby = true });
+        var result = await Check(Status(isActive: false, isStandby: true));
 
         result.Status.Should().Be(HealthStatus.Healthy);
         result.Data.Should().Contain("role", "standby");
@@ -39,7 +40,7 @@ public sealed class PgEventsHealthCheckTests
     [Fact]
     public async Task A_stopped_consumer_is_unhealthy()
     {
-        var result = await Check(Active() with { IsActive = false });
+        var result = await Check(Status(isActive: false));
 
         result.Status.Should().Be(HealthStatus.Unhealthy);
         result.Description.Should().Be("PgEvents consumer 'orders-sync' is not running.");
@@ -48,9 +49,9 @@ public sealed class PgEventsHealthCheckTests
     [Fact]
     public async Task Lag_above_the_limit_degrades_and_lag_at_the_limit_does_not()
     {
-        (await Check(Active(TimeSpan.FromMinutes(1)), TimeSpan.FromMinutes(1))).Status.Should().Be(HealthStatus.Healthy);
+        (await Check(Status(lag: TimeSpan.FromMinutes(1)), TimeSpan.FromMinutes(1))).Status.Should().Be(HealthStatus.Healthy);
 
-        var result = await Check(Active(TimeSpan.FromMinutes(1) + TimeSpan.FromSeconds(1)), TimeSpan.FromMinutes(1));
+        var result = await Check(Status(lag: TimeSpan.FromMinutes(1) + TimeSpan.FromSeconds(1)), TimeSpan.FromMinutes(1));
 
         result.Status.Should().Be(HealthStatus.Degraded);
         result.Description.Should().Contain("lags 00:01:01 (10 events)");
@@ -61,7 +62,7 @@ public sealed class PgEventsHealthCheckTests
     {
         var blocked = new BlockedEvent(42, 1, new TableName("public", "orders"), 3, "InvalidOperationException: boom", Since);
 
-        var result = await Check(Active() with { Blocked = blocked });
+        var result = await Check(Status(blocked: blocked));
 
         result.Status.Should().Be(HealthStatus.Degraded);
         result.Description.Should().Be(
@@ -74,7 +75,7 @@ public sealed class PgEventsHealthCheckTests
     {
         var fault = new ConsumerFault("42501", "permission denied for table transactions", Since, 4);
 
-        var result = await Check(Active() with { Fault = fault });
+        var result = await Check(Status(fault: fault));
 
         result.Status.Should().Be(HealthStatus.Unhealthy);
         result.Description.Should().StartWith("PgEvents consumer 'orders-sync' cannot run: 42501: permission denied for table transactions (since 2025-06-01T12:00:00.0000000+00:00, 4 attempts)");
@@ -84,7 +85,7 @@ public sealed class PgEventsHealthCheckTests
     [Fact]
     public async Task A_fault_without_a_server_code_leaves_the_code_out()
     {
-        var result = await Check(Active() with { IsActive = false, Fault = new ConsumerFault(null, "not a session of its own", Since, 1) });
+        var result = await Check(Status(isActive: false, fault: new ConsumerFault(null, "not a session of its own", Since, 1)));
 
         result.Status.Should().Be(HealthStatus.Unhealthy);
         result.Description.Should().Contain("cannot run: not a session of its own (since");
