@@ -115,15 +115,21 @@ public sealed class PgEventsSchema
 
     /// <summary>Lists the registered consumers and their cursors.</summary>
     /// <param name="cancellationToken">Cancels the query.</param>
-    /// <returns>Consumer names with the position of their cursor, by name.</returns>
-    public async Task<IReadOnlyList<(string Name, long Position)>> GetConsumersAsync(CancellationToken cancellationToken = default)
+    /// <returns>Every registered consumer with its saved cursor, by name.</returns>
+    public async Task<IReadOnlyList<ConsumerCursor>> GetConsumersAsync(CancellationToken cancellationToken = default)
     {
-        await using var command = _dataSource.CreateCommand($"SELECT name, position FROM {Settings.Qualify("consumers")} ORDER BY name");
-        var consumers = new List<(string, long)>();
+        await using var command = _dataSource.CreateCommand(
+            $"SELECT name, position, event_id, created_at, updated_at FROM {Settings.Qualify("consumers")} ORDER BY name");
+        var consumers = new List<ConsumerCursor>();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            consumers.Add((reader.GetString(0), reader.GetInt64(1)));
+            consumers.Add(new ConsumerCursor(
+                reader.GetString(0),
+                reader.GetInt64(1),
+                reader.GetInt64(2),
+                reader.GetFieldValue<DateTimeOffset>(3),
+                reader.GetFieldValue<DateTimeOffset>(4)));
         }
 
         return consumers;

@@ -18,6 +18,7 @@ public sealed class StatusTypesTests
         typeof(ConsumerFault),
         typeof(DeadLetter),
         typeof(SnapshotProgress),
+        typeof(ConsumerCursor),
     };
 
     [Theory]
