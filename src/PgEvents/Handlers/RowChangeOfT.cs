@@ -26,11 +26,8 @@ public sealed class RowChange<TRow>
     /// <summary>The row before the change; only for updates, null otherwise.</summary>
     public TRow? OldRow { get; }
 
-    /// <summary>The schema of the changed table.</summary>
-    public string Schema => _event.Schema;
-
-    /// <summary>The changed table.</summary>
-    public string Table => _event.Table;
+    /// <summary>The changed table, under its name when the change was captured.</summary>
+    public TableName Table => _event.TableName;
 
     /// <summary>The commit position of the transaction; increases with commit order.</summary>
     public long Position => _event.Position;
@@ -65,5 +62,5 @@ public sealed class RowChange<TRow>
         _transaction.GetAsync(cancellationToken);
 
     /// <inheritdoc />
-    public override string ToString() => $"{Kind} {new TableName(Schema, Table)} at {Position}/{EventId}";
+    public override string ToString() => $"{Kind} {Table} at {Position}/{EventId}";
 }

@@ -39,7 +39,7 @@ public sealed class EventSink
 
     /// <summary>Records what <paramref name="handler"/> was given.</summary>
     public void Record<TRow>(string handler, RowChange<TRow> change) =>
-        Record(new Delivery(handler, change.Kind, change.Table, change.Position, change.EventId, change.Row, change.OldRow));
+        Record(new Delivery(handler, change.Kind, change.Table.Name, change.Position, change.EventId, change.Row, change.OldRow));
 
     public Task WaitForCountAsync(int count, TimeSpan? timeout = null) =>
         WaitUntilAsync(deliveries => deliveries.Count >= count, $"{count} deliveries", timeout);

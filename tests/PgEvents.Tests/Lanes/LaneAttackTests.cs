@@ -63,7 +63,7 @@ public sealed class AttackHandler(AttackLog log) : IRowHandler<LaneItem>
     public Task HandleAsync(RowChange<LaneItem> change, CancellationToken cancellationToken)
     {
         var row = change.Row ?? change.OldRow;
-        return log.HandleAsync(change.Table + ":" + (row?.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "-"), row?.Id ?? -1, change.Kind == ChangeKind.Delete ? -1 : row?.Version ?? -1,
+        return log.HandleAsync(change.Table.Name + ":" + (row?.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "-"), row?.Id ?? -1, change.Kind == ChangeKind.Delete ? -1 : row?.Version ?? -1,
             change.Kind.ToString(), change.Position, change.EventId, cancellationToken);
     }
 }
