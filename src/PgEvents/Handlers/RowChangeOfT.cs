@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using Npgsql;
 
 namespace PgEvents;
@@ -49,6 +50,14 @@ public sealed class RowChange<TRow>
 
     /// <summary>The old row as JSON for updates, null otherwise.</summary>
     public string? OldRowJson => _event.OldRowJson;
+
+    /// <summary>
+    /// Whether the change carries a row: true for inserts, updates, deletes and snapshots, false for a
+    /// truncate. When true, <see cref="Row"/> and <see cref="RowJson"/> are not null, so
+    /// <c>if (change.HasRow) Use(change.Row);</c> needs no <c>!</c>.
+    /// </summary>
+    [MemberNotNullWhen(true, nameof(Row), nameof(RowJson))]
+    public bool HasRow => RowJson is not null && Row is not null;
 
     /// <summary>
     /// The transaction in which the consumer will advance its cursor past this event, on the
