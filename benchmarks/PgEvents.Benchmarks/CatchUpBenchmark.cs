@@ -38,7 +38,7 @@ internal static class CatchUpBenchmark
         await WriteBacklogAsync(connectionString, events, tables, payloadBytes, rowsPerTransaction);
 
         var services = new ServiceCollection();
-        var builder = services.AddPgEvents(o => { o.ConnectionString = connectionString; o.ConsumerName = "catchup"; o.RetentionAge = null; });
+        var builder = services.AddPgEvents(o => { o.ConnectionString = connectionString; o.ConsumerName = "catchup"; o.Retention.Age = null; });
         for (var t = 0; t < tables; t++)
         {
             builder.AddHandler<BenchRow, CountingHandler>(Table(t));

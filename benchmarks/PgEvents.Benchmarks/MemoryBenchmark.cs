@@ -54,7 +54,7 @@ internal static class MemoryBenchmark
         {
             o.ConnectionString = connectionString;
             o.ConsumerName = "memory";
-            o.RetentionAge = null;
+            o.Retention.Age = null;
             o.MaxBatchBytes = maxBytes;
         });
         builder.AddHandler<BenchRow, CountingHandler>(CatchUpBenchmark.Table(0));

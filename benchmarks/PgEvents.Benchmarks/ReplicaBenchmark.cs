@@ -56,7 +56,7 @@ internal static class ReplicaBenchmark
         await CatchUpBenchmark.WriteBacklogAsync(source, events, tables: 1, payloadBytes: 100);
         var services = new ServiceCollection();
         services.AddSingleton(_ => new ReplicaTarget(replica));
-        var builder = services.AddPgEvents(o => { o.ConnectionString = source; o.ConsumerName = "replica"; o.RetentionAge = null; });
+        var builder = services.AddPgEvents(o => { o.ConnectionString = source; o.ConsumerName = "replica"; o.Retention.Age = null; });
         if (batched)
         {
             builder.AddBatchHandler<ReplicaBatchHandler>(CatchUpBenchmark.Table(0));
@@ -78,7 +78,7 @@ internal static class ReplicaBenchmark
         await Designs.CreateAsync(source, Design.PgEvents, CatchUpBenchmark.Table(0));
         await CatchUpBenchmark.WriteBacklogAsync(source, events, tables: 1, payloadBytes: 100);
         var services = new ServiceCollection();
-        services.AddPgEvents(o => { o.ConnectionString = source; o.ConsumerName = "lanes"; o.RetentionAge = null; o.DeliveryLanes = lanes; })
+        services.AddPgEvents(o => { o.ConnectionString = source; o.ConsumerName = "lanes"; o.Retention.Age = null; o.DeliveryLanes = lanes; })
             .AddHandler<BenchRow, SlowHandler>(CatchUpBenchmark.Table(0));
         var (seconds, _) = await ConsumerDrain.RunAsync(services, events);
         await server.DropDatabaseAsync(source);

@@ -224,7 +224,7 @@ internal static class ScaleBenchmark
 
         var services = new Microsoft.Extensions.DependencyInjection.ServiceCollection();
         Microsoft.Extensions.DependencyInjection.PgEventsServiceCollectionExtensions
-            .AddPgEvents(services, o => { o.ConnectionString = connectionString; o.ConsumerName = "catchup"; o.RetentionAge = null; })
+            .AddPgEvents(services, o => { o.ConnectionString = connectionString; o.ConsumerName = "catchup"; o.Retention.Age = null; })
             .AddHandler<BenchRow, CountingHandler>("bench");
         await using var provider = Microsoft.Extensions.DependencyInjection.ServiceCollectionContainerBuilderExtensions.BuildServiceProvider(services);
         var consumer = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<IEventConsumer>(provider);

@@ -64,7 +64,7 @@ internal static class SnapshotBenchmark
         {
             o.ConnectionString = source;
             o.ConsumerName = "snapshot";
-            o.RetentionAge = null;
+            o.Retention.Age = null;
             o.InitialSnapshot = true;
             o.SnapshotChunkSize = chunk;
         }), "bench");

@@ -89,7 +89,7 @@ static async Task<int> RunAsync(string connectionString, int orders)
         {
             o.ConnectionString = connectionString;
             o.ConsumerName = "receipts";
-            o.RetryInitialDelay = TimeSpan.FromMilliseconds(200);
+            o.Retry.InitialDelay = TimeSpan.FromMilliseconds(200);
         })
         .AddHandler<Order, ReceiptJobHandler>("orders");
 

@@ -6,7 +6,7 @@ namespace PgEvents;
 /// <summary>
 /// Delivers one unit (an event, or a batch) under the consumer's failure policy: retries a failing
 /// unit with backoff and blocks everything after it, or, with <see cref="FailurePolicy.DeadLetter"/>,
-/// after <see cref="PgEventsOptions.MaxAttempts"/> moves a failing event aside (a failing batch is
+/// after <see cref="PgEventsRetryOptions.MaxAttempts"/> moves a failing event aside (a failing batch is
 /// first split into its events, so only the poison is moved) and goes on. Also applies the
 /// unmapped-table policy.
 /// </summary>
@@ -52,7 +52,7 @@ internal sealed class FailurePolicyRunner(
             return;
         }
 
-        var backoff = new Backoff(options.RetryInitialDelay, options.RetryBackoffMultiplier, options.RetryMaxDelay);
+        var backoff = new Backoff(options.Retry.InitialDelay, options.Retry.BackoffMultiplier, options.Retry.MaxDelay);
         var firstFailure = DateTimeOffset.MinValue;
         while (true)
         {
@@ -118,7 +118,7 @@ internal sealed class FailurePolicyRunner(
                 }
 
                 var delay = backoff.Next();
-                if (options.FailurePolicy == FailurePolicy.DeadLetter && backoff.Attempts >= options.MaxAttempts)
+                if (options.FailurePolicy == FailurePolicy.DeadLetter && backoff.Attempts >= options.Retry.MaxAttempts)
                 {
                     if (unit.Count > 1)
                     {

@@ -7,7 +7,7 @@ public enum FailurePolicy
     Block,
 
     /// <summary>
-    /// After <see cref="PgEventsOptions.MaxAttempts"/> failed attempts, move it to the dead-letter
+    /// After <see cref="PgEventsRetryOptions.MaxAttempts"/> failed attempts, move it to the dead-letter
     /// table with its error and continue with the next event. Dead letters can be listed and replayed.
     /// </summary>
     DeadLetter,

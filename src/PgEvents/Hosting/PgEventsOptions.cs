@@ -92,14 +92,13 @@ public sealed class PgEventsOptions
     /// </summary>
     public int SnapshotChunkSize { get; set; } = 1000;
 
-    /// <summary>Delay before the first retry of a failing event. Default 200 ms.</summary>
-    public TimeSpan RetryInitialDelay { get; set; } = TimeSpan.FromMilliseconds(200);
-
-    /// <summary>Longest delay between retries of a failing event. Default 30 seconds.</summary>
-    public TimeSpan RetryMaxDelay { get; set; } = TimeSpan.FromSeconds(30);
-
-    /// <summary>Factor applied to the delay after each failed attempt. Default 2.</summary>
-    public double RetryBackoffMultiplier { get; set; } = 2;
+    /// <summary>
+    /// Backoff of a failing event (<see cref="PgEventsRetryOptions.InitialDelay"/>,
+    /// <see cref="PgEventsRetryOptions.MaxDelay"/>, <see cref="PgEventsRetryOptions.BackoffMultiplier"/>)
+    /// and the attempts before it is dead-lettered (<see cref="PgEventsRetryOptions.MaxAttempts"/>). Set
+    /// its properties: <c>o.Retry.MaxAttempts = 3</c>, or <c>Retry:MaxAttempts</c> in configuration.
+    /// </summary>
+    public PgEventsRetryOptions Retry { get; } = new();
 
     /// <summary>Delay before reconnecting after the database connection was lost. Default 1 second, doubling up to 30 seconds.</summary>
     public TimeSpan ReconnectDelay { get; set; } = TimeSpan.FromSeconds(1);
@@ -121,11 +120,11 @@ public sealed class PgEventsOptions
     /// </summary>
     public JsonSerializerOptions JsonSerializerOptions { get; set; } = RowDeserializer.CreateDefaultOptions();
 
-    /// <summary>What to do with an event whose handlers keep failing. Default <see cref="PgEvents.FailurePolicy.Block"/>.</summary>
+    /// <summary>
+    /// What to do with an event whose handlers keep failing. Default <see cref="PgEvents.FailurePolicy.Block"/>;
+    /// <see cref="PgEvents.FailurePolicy.DeadLetter"/> gives up after <see cref="PgEventsRetryOptions.MaxAttempts"/>.
+    /// </summary>
     public FailurePolicy FailurePolicy { get; set; } = FailurePolicy.Block;
-
-    /// <summary>Attempts before an event is dead-lettered under <see cref="PgEvents.FailurePolicy.DeadLetter"/>. Default 5.</summary>
-    public int MaxAttempts { get; set; } = 5;
 
     /// <summary>
     /// How often a standby instance (another process runs the same consumer name) tries to take
@@ -140,16 +139,13 @@ public sealed class PgEventsOptions
     public TimeSpan KeepAliveInterval { get; set; } = TimeSpan.FromSeconds(15);
 
     /// <summary>
-    /// Events that every registered consumer has passed and that committed longer ago than this are
-    /// deleted by a background pass. Null keeps everything. Default 7 days.
+    /// Background deletion of the events every registered consumer has passed: how old they must be
+    /// (<see cref="PgEventsRetentionOptions.Age"/>, default 7 days, null keeps everything), how often a
+    /// pass runs (<see cref="PgEventsRetentionOptions.Interval"/>) and how many transactions one
+    /// statement deletes (<see cref="PgEventsRetentionOptions.BatchSize"/>). Set its properties:
+    /// <c>o.Retention.Age = null</c>, or <c>Retention:Age</c> in configuration.
     /// </summary>
-    public TimeSpan? RetentionAge { get; set; } = TimeSpan.FromDays(7);
-
-    /// <summary>How often the retention pass runs. Default 5 minutes.</summary>
-    public TimeSpan RetentionInterval { get; set; } = TimeSpan.FromMinutes(5);
-
-    /// <summary>Transactions deleted per retention statement, keeping each delete short. Default 1000.</summary>
-    public int RetentionBatchSize { get; set; } = 1000;
+    public PgEventsRetentionOptions Retention { get; } = new();
 
     /// <summary>
     /// Allow mapping tables without a primary key. Off by default: such rows cannot be matched to a

@@ -57,18 +57,8 @@ internal sealed class PgEventsOptionsValidator(PgEventsRegistrations? registrati
 
         CheckTimer(failures, nameof(options.PollInterval), options.PollInterval);
         CheckTimer(failures, nameof(options.LagSampleInterval), options.LagSampleInterval);
-        CheckTimer(failures, nameof(options.RetryInitialDelay), options.RetryInitialDelay);
-        CheckTimer(failures, nameof(options.RetryMaxDelay), options.RetryMaxDelay);
         CheckTimer(failures, nameof(options.ReconnectDelay), options.ReconnectDelay);
-        if (options.RetryMaxDelay < options.RetryInitialDelay)
-        {
-            failures.Add($"PgEventsOptions.RetryMaxDelay ({options.RetryMaxDelay}) must not be shorter than RetryInitialDelay ({options.RetryInitialDelay}).");
-        }
-
-        if (options.RetryBackoffMultiplier < 1 || double.IsNaN(options.RetryBackoffMultiplier))
-        {
-            failures.Add($"PgEventsOptions.RetryBackoffMultiplier must be at least 1; it is {options.RetryBackoffMultiplier}.");
-        }
+        CheckRetry(failures, options.Retry);
 
         if (options.BatchSize is < 1 or > 100_000)
         {
@@ -97,31 +87,17 @@ internal sealed class PgEventsOptionsValidator(PgEventsRegistrations? registrati
 
         CheckTimer(failures, nameof(options.StandbyRetryInterval), options.StandbyRetryInterval);
         CheckTimer(failures, nameof(options.KeepAliveInterval), options.KeepAliveInterval);
-        CheckTimer(failures, nameof(options.RetentionInterval), options.RetentionInterval);
         CheckPositive(failures, nameof(options.HealthCheckMaxLag), options.HealthCheckMaxLag);
-        if (options.RetentionAge is { } age && age < TimeSpan.Zero)
-        {
-            failures.Add($"PgEventsOptions.RetentionAge cannot be negative; it is {age}. Use null to keep every event.");
-        }
+        CheckRetention(failures, options.Retention);
 
         if (options.SnapshotChunkSize is < 1 or > 100_000)
         {
             failures.Add($"PgEventsOptions.SnapshotChunkSize must be between 1 and 100000; it is {options.SnapshotChunkSize}.");
         }
 
-        if (options.RetentionBatchSize < 1)
-        {
-            failures.Add($"PgEventsOptions.RetentionBatchSize must be at least 1; it is {options.RetentionBatchSize}.");
-        }
-
         if (!Enum.IsDefined(options.FailurePolicy))
         {
             failures.Add($"PgEventsOptions.FailurePolicy has an unknown value {(int)options.FailurePolicy}.");
-        }
-
-        if (options.MaxAttempts < 1)
-        {
-            failures.Add($"PgEventsOptions.MaxAttempts must be at least 1; it is {options.MaxAttempts}.");
         }
 
         if (options.JsonSerializerOptions is null)
@@ -130,6 +106,42 @@ internal sealed class PgEventsOptionsValidator(PgEventsRegistrations? registrati
         }
 
         return failures;
+    }
+
+    // Failures name the nested options by their path from PgEventsOptions, as configuration does
+    // (Retry:MaxAttempts), so a message points at the setting to change.
+    private static void CheckRetry(List<string> failures, PgEventsRetryOptions retry)
+    {
+        CheckTimer(failures, "Retry.InitialDelay", retry.InitialDelay);
+        CheckTimer(failures, "Retry.MaxDelay", retry.MaxDelay);
+        if (retry.MaxDelay < retry.InitialDelay)
+        {
+            failures.Add($"PgEventsOptions.Retry.MaxDelay ({retry.MaxDelay}) must not be shorter than Retry.InitialDelay ({retry.InitialDelay}).");
+        }
+
+        if (retry.BackoffMultiplier < 1 || double.IsNaN(retry.BackoffMultiplier))
+        {
+            failures.Add($"PgEventsOptions.Retry.BackoffMultiplier must be at least 1; it is {retry.BackoffMultiplier}.");
+        }
+
+        if (retry.MaxAttempts < 1)
+        {
+            failures.Add($"PgEventsOptions.Retry.MaxAttempts must be at least 1; it is {retry.MaxAttempts}.");
+        }
+    }
+
+    private static void CheckRetention(List<string> failures, PgEventsRetentionOptions retention)
+    {
+        CheckTimer(failures, "Retention.Interval", retention.Interval);
+        if (retention.Age is { } age && age < TimeSpan.Zero)
+        {
+            failures.Add($"PgEventsOptions.Retention.Age cannot be negative; it is {age}. Use null to keep every event.");
+        }
+
+        if (retention.BatchSize < 1)
+        {
+            failures.Add($"PgEventsOptions.Retention.BatchSize must be at least 1; it is {retention.BatchSize}.");
+        }
     }
 
     private static void CheckIdentifier(List<string> failures, string option, string? value, bool schema = false)

@@ -4,7 +4,7 @@ using Npgsql;
 namespace PgEvents;
 
 /// <summary>
-/// Runs retention passes every <see cref="PgEventsOptions.RetentionInterval"/> while its consumer is
+/// Runs retention passes every <see cref="PgEventsRetentionOptions.Interval"/> while its consumer is
 /// active, on connections of its own. Passing only when a read came back empty let a steady stream
 /// starve it, and running on the delivery connection made delivery wait for every delete.
 /// </summary>
@@ -17,7 +17,7 @@ internal sealed class RetentionWorker(
 
     public async Task RunAsync(CancellationToken cancellationToken)
     {
-        if (options.RetentionAge is not { } age)
+        if (options.Retention.Age is not { } age)
         {
             return;
         }
@@ -30,13 +30,13 @@ internal sealed class RetentionWorker(
                 do
                 {
                     await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-                    deleted = await retention.PurgeAsync(connection, age, options.RetentionBatchSize, BatchesPerPass, cancellationToken).ConfigureAwait(false);
+                    deleted = await retention.PurgeAsync(connection, age, options.Retention.BatchSize, BatchesPerPass, cancellationToken).ConfigureAwait(false);
                     if (deleted > 0)
                     {
                         PgEventsLog.Purged(logger, options.ConsumerName, deleted, age);
                     }
                 }
-                while (deleted >= (long)options.RetentionBatchSize * BatchesPerPass && !cancellationToken.IsCancellationRequested);
+                while (deleted >= (long)options.Retention.BatchSize * BatchesPerPass && !cancellationToken.IsCancellationRequested);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -45,12 +45,12 @@ internal sealed class RetentionWorker(
             catch (Exception e)
             {
                 // Delivery goes on; the log only grows until the next pass succeeds.
-                PgEventsLog.RetentionFailed(logger, e, options.ConsumerName, options.RetentionInterval);
+                PgEventsLog.RetentionFailed(logger, e, options.ConsumerName, options.Retention.Interval);
             }
 
             try
             {
-                await Task.Delay(options.RetentionInterval, time, cancellationToken).ConfigureAwait(false);
+                await Task.Delay(options.Retention.Interval, time, cancellationToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {

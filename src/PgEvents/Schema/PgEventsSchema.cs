@@ -138,7 +138,7 @@ public sealed class PgEventsSchema
     /// <summary>
     /// Deletes, in bounded batches, the events every registered consumer has passed that committed
     /// longer ago than <paramref name="olderThan"/>. Consumers run this on their own every
-    /// <see cref="PgEventsOptions.RetentionInterval"/>; call it for maintenance or tests.
+    /// <see cref="PgEventsRetentionOptions.Interval"/>; call it for maintenance or tests.
     /// </summary>
     /// <param name="olderThan">Minimum age of a commit to delete.</param>
     /// <param name="batchSize">Transactions per delete statement.</param>

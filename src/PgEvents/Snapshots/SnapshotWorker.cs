@@ -39,7 +39,7 @@ internal sealed class SnapshotWorker(
 
     public async Task RunAsync(CancellationToken cancellationToken)
     {
-        var backoff = new Backoff(options.RetryInitialDelay, options.RetryBackoffMultiplier, options.RetryMaxDelay, jitter: 0.2);
+        var backoff = new Backoff(options.Retry.InitialDelay, options.Retry.BackoffMultiplier, options.Retry.MaxDelay, jitter: 0.2);
         while (!cancellationToken.IsCancellationRequested)
         {
             try

@@ -68,7 +68,7 @@ public sealed class BatchFailureTests(DatabaseFixture db) : IClassFixture<Databa
         }
 
         var poison = new FailureSwitch { FailingId = 5 };
-        await using var host = await Create(db, name, poison, o => { o.FailurePolicy = FailurePolicy.DeadLetter; o.MaxAttempts = 2; }).StartAsync();
+        await using var host = await Create(db, name, poison, o => { o.FailurePolicy = FailurePolicy.DeadLetter; o.Retry.MaxAttempts = 2; }).StartAsync();
         var log = host.Services.GetRequiredService<BatchLog>();
         await log.WaitForIdAsync("poison", 10);
 
@@ -100,7 +100,7 @@ public sealed class BatchFailureTests(DatabaseFixture db) : IClassFixture<Databa
         await db.ExecuteAsync($"INSERT INTO {name} VALUES (7, 'item 7')");
 
         var poison = new FailureSwitch { FailingId = 5 };
-        await using var host = await Create(db, name, poison, o => { o.FailurePolicy = FailurePolicy.DeadLetter; o.MaxAttempts = 2; }).StartAsync();
+        await using var host = await Create(db, name, poison, o => { o.FailurePolicy = FailurePolicy.DeadLetter; o.Retry.MaxAttempts = 2; }).StartAsync();
         var log = host.Services.GetRequiredService<BatchLog>();
         await log.WaitForIdAsync("poison", 7);
 

@@ -25,7 +25,7 @@ public sealed class DeadLetterTests(DatabaseFixture db) : IClassFixture<Database
             {
                 o.ConsumerName = name;
                 o.FailurePolicy = FailurePolicy.DeadLetter;
-                o.MaxAttempts = 3;
+                o.Retry.MaxAttempts = 3;
                 if (schemaName is not null)
                 {
                     o.SchemaName = schemaName;
@@ -66,7 +66,7 @@ public sealed class DeadLetterTests(DatabaseFixture db) : IClassFixture<Database
         await host.Sink.WaitForCountAsync(4, TimeSpan.FromSeconds(10));
 
         Ids(host.Sink).Should().Equal(1, 2, 4, 5);
-        poison.Attempts.Should().Be(3, "MaxAttempts = 3");
+        poison.Attempts.Should().Be(3, "Retry.MaxAttempts = 3");
         (await host.Consumer.GetStatusAsync()).Blocked.Should().BeNull("a dead-lettered event no longer blocks");
 
         var letter = (await host.Consumer.GetDeadLettersAsync()).Should().ContainSingle().Subject;

@@ -21,8 +21,8 @@ public sealed class NamedConsumerAttackTests(DatabaseFixture db) : IClassFixture
 
     private static void Fast(PgEventsOptions o)
     {
-        o.RetryInitialDelay = TimeSpan.FromMilliseconds(10);
-        o.RetryMaxDelay = TimeSpan.FromMilliseconds(100);
+        o.Retry.InitialDelay = TimeSpan.FromMilliseconds(10);
+        o.Retry.MaxDelay = TimeSpan.FromMilliseconds(100);
         o.ReconnectDelay = TimeSpan.FromMilliseconds(50);
         o.StandbyRetryInterval = TimeSpan.FromMilliseconds(50);
     }

@@ -14,8 +14,8 @@ public sealed class NamedConsumerTests(DatabaseFixture db) : IClassFixture<Datab
 
     private static void FastRetries(PgEventsOptions o)
     {
-        o.RetryInitialDelay = TimeSpan.FromMilliseconds(10);
-        o.RetryMaxDelay = TimeSpan.FromMilliseconds(100);
+        o.Retry.InitialDelay = TimeSpan.FromMilliseconds(10);
+        o.Retry.MaxDelay = TimeSpan.FromMilliseconds(100);
     }
 
     [Fact]

@@ -39,8 +39,8 @@ public sealed class ConsumerHost : IAsyncDisposable
         {
             o.ConnectionString = connectionString;
             o.ConsumerName = "test";
-            o.RetryInitialDelay = TimeSpan.FromMilliseconds(10);
-            o.RetryMaxDelay = TimeSpan.FromMilliseconds(100);
+            o.Retry.InitialDelay = TimeSpan.FromMilliseconds(10);
+            o.Retry.MaxDelay = TimeSpan.FromMilliseconds(100);
             configure?.Invoke(o);
 
             // Each test gets its own log unless it chooses one: a consumer started at position 0

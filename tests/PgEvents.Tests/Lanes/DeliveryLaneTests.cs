@@ -187,7 +187,7 @@ public sealed class DeliveryLaneTests(DatabaseFixture db) : IClassFixture<Databa
                 o.ConsumerName = "lanes_poison";
                 o.DeliveryLanes = 4;
                 o.FailurePolicy = FailurePolicy.DeadLetter;
-                o.MaxAttempts = 2;
+                o.Retry.MaxAttempts = 2;
             },
             services: s => s.AddSingleton(log)).StartAsync();
 

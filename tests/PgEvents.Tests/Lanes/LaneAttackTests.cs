@@ -282,7 +282,7 @@ public sealed class LaneAttackTests(DatabaseFixture db) : IClassFixture<Database
         await using var host = await Host<LaneItem, AttackHandler>(name, log, o =>
         {
             o.FailurePolicy = FailurePolicy.DeadLetter;
-            o.MaxAttempts = 2;
+            o.Retry.MaxAttempts = 2;
             o.BatchSize = 50;
         }).StartAsync();
 

@@ -78,8 +78,8 @@ public sealed class RetentionTests(DatabaseFixture db) : IClassFixture<DatabaseF
             o =>
             {
                 o.ConsumerName = "janitor";
-                o.RetentionAge = TimeSpan.Zero;
-                o.RetentionInterval = TimeSpan.FromMilliseconds(50);
+                o.Retention.Age = TimeSpan.Zero;
+                o.Retention.Interval = TimeSpan.FromMilliseconds(50);
                 o.PollInterval = TimeSpan.FromMilliseconds(50);
             }).StartAsync();
 
@@ -105,8 +105,8 @@ public sealed class RetentionTests(DatabaseFixture db) : IClassFixture<DatabaseF
             o =>
             {
                 o.ConsumerName = "stream_janitor";
-                o.RetentionAge = TimeSpan.Zero;
-                o.RetentionInterval = TimeSpan.FromMilliseconds(50);
+                o.Retention.Age = TimeSpan.Zero;
+                o.Retention.Interval = TimeSpan.FromMilliseconds(50);
                 o.BatchSize = 10;
             }).StartAsync();
 

@@ -34,11 +34,11 @@ public sealed class PgEventsOptionsValidatorTests
         { "ConsumerName", o => o.ConsumerName = " ", "cannot be empty" },
         { "PollInterval", o => o.PollInterval = TimeSpan.Zero, "must be positive" },
         { "LagSampleInterval", o => o.LagSampleInterval = TimeSpan.FromSeconds(-1), "must be positive" },
-        { "RetryInitialDelay", o => o.RetryInitialDelay = TimeSpan.Zero, "must be positive" },
-        { "RetryMaxDelay", o => o.RetryMaxDelay = TimeSpan.FromMilliseconds(100), "must not be shorter than RetryInitialDelay" },
+        { "Retry.InitialDelay", o => o.Retry.InitialDelay = TimeSpan.Zero, "must be positive" },
+        { "Retry.MaxDelay", o => o.Retry.MaxDelay = TimeSpan.FromMilliseconds(100), "must not be shorter than Retry.InitialDelay" },
         { "ReconnectDelay", o => o.ReconnectDelay = TimeSpan.Zero, "must be positive" },
-        { "RetryBackoffMultiplier", o => o.RetryBackoffMultiplier = 0.5, "at least 1" },
-        { "RetryBackoffMultiplier", o => o.RetryBackoffMultiplier = double.NaN, "at least 1" },
+        { "Retry.BackoffMultiplier", o => o.Retry.BackoffMultiplier = 0.5, "at least 1" },
+        { "Retry.BackoffMultiplier", o => o.Retry.BackoffMultiplier = double.NaN, "at least 1" },
         { "BatchSize", o => o.BatchSize = 0, "between 1 and 100000" },
         { "BatchSize", o => o.BatchSize = 100_001, "between 1 and 100000" },
         { "SnapshotChunkSize", o => o.SnapshotChunkSize = 0, "between 1 and 100000" },
@@ -46,12 +46,12 @@ public sealed class PgEventsOptionsValidatorTests
         { "UnmappedTablePolicy", o => o.UnmappedTablePolicy = (UnmappedTablePolicy)42, "unknown value 42" },
         { "StandbyRetryInterval", o => o.StandbyRetryInterval = TimeSpan.Zero, "must be positive" },
         { "KeepAliveInterval", o => o.KeepAliveInterval = TimeSpan.Zero, "must be positive" },
-        { "RetentionInterval", o => o.RetentionInterval = TimeSpan.Zero, "must be positive" },
+        { "Retention.Interval", o => o.Retention.Interval = TimeSpan.Zero, "must be positive" },
         { "HealthCheckMaxLag", o => o.HealthCheckMaxLag = TimeSpan.Zero, "must be positive" },
-        { "RetentionAge", o => o.RetentionAge = TimeSpan.FromDays(-1), "cannot be negative" },
-        { "RetentionBatchSize", o => o.RetentionBatchSize = 0, "at least 1" },
+        { "Retention.Age", o => o.Retention.Age = TimeSpan.FromDays(-1), "cannot be negative" },
+        { "Retention.BatchSize", o => o.Retention.BatchSize = 0, "at least 1" },
         { "FailurePolicy", o => o.FailurePolicy = (FailurePolicy)42, "unknown value 42" },
-        { "MaxAttempts", o => o.MaxAttempts = 0, "at least 1" },
+        { "Retry.MaxAttempts", o => o.Retry.MaxAttempts = 0, "at least 1" },
         { "JsonSerializerOptions", o => o.JsonSerializerOptions = null!, "cannot be null" },
     };
 
@@ -70,9 +70,9 @@ public sealed class PgEventsOptionsValidatorTests
     [Fact]
     public void A_zero_retry_max_delay_is_reported_both_as_not_positive_and_as_shorter_than_the_initial_delay()
     {
-        var failures = FailuresOf(o => o.RetryMaxDelay = TimeSpan.Zero);
+        var failures = FailuresOf(o => o.Retry.MaxDelay = TimeSpan.Zero);
 
-        failures.Should().HaveCount(2).And.OnlyContain(f => f.StartsWith("PgEventsOptions.RetryMaxDelay", StringComparison.Ordinal));
+        failures.Should().HaveCount(2).And.OnlyContain(f => f.StartsWith("PgEventsOptions.Retry.MaxDelay", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -91,7 +91,7 @@ public sealed class PgEventsOptionsValidatorTests
             o.ConnectionString = null;
             o.ConsumerName = "";
             o.BatchSize = -1;
-            o.MaxAttempts = 0;
+            o.Retry.MaxAttempts = 0;
         });
 
         failures.Should().HaveCount(4);
@@ -106,10 +106,10 @@ public sealed class PgEventsOptionsValidatorTests
     [Fact]
     public void Optional_and_boundary_values_are_accepted()
     {
-        FailuresOf(o => o.RetentionAge = null).Should().BeEmpty("null keeps every event");
-        FailuresOf(o => o.RetentionAge = TimeSpan.Zero).Should().BeEmpty();
-        FailuresOf(o => o.RetryBackoffMultiplier = 1).Should().BeEmpty();
-        FailuresOf(o => o.RetryMaxDelay = o.RetryInitialDelay).Should().BeEmpty();
+        FailuresOf(o => o.Retention.Age = null).Should().BeEmpty("null keeps every event");
+        FailuresOf(o => o.Retention.Age = TimeSpan.Zero).Should().BeEmpty();
+        FailuresOf(o => o.Retry.BackoffMultiplier = 1).Should().BeEmpty();
+        FailuresOf(o => o.Retry.MaxDelay = o.Retry.InitialDelay).Should().BeEmpty();
         FailuresOf(o => o.NotificationChannel = "price$changes").Should().BeEmpty("only the schema name is written into string literals");
         FailuresOf(o => o.SchemaName = "Event Log \"v2\"").Should().BeEmpty("names are quoted, so spaces and double quotes are fine");
     }
@@ -118,10 +118,10 @@ public sealed class PgEventsOptionsValidatorTests
     {
         { "PollInterval", o => o.PollInterval = TimeSpan.FromDays(60) },
         { "StandbyRetryInterval", o => o.StandbyRetryInterval = TimeSpan.FromDays(60) },
-        { "RetentionInterval", o => o.RetentionInterval = TimeSpan.FromDays(60) },
+        { "Retention.Interval", o => o.Retention.Interval = TimeSpan.FromDays(60) },
         { "LagSampleInterval", o => o.LagSampleInterval = TimeSpan.FromDays(60) },
         { "ReconnectDelay", o => o.ReconnectDelay = TimeSpan.FromDays(60) },
-        { "RetryMaxDelay", o => o.RetryMaxDelay = TimeSpan.FromDays(60) },
+        { "Retry.MaxDelay", o => o.Retry.MaxDelay = TimeSpan.FromDays(60) },
     };
 
     [Fact]
