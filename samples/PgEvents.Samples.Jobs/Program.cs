@@ -105,7 +105,7 @@ static async Task<int> RunAsync(string connectionString, int orders)
     {
         // Left by an earlier run against this database, about tables that were just recreated.
         Console.WriteLine($"Skipping {initial.LagEvents} events left in the log by an earlier run.");
-        await consumer.ResetCursorAsync(initial.HeadPosition + 1);
+        await consumer.ResetCursorToPositionAsync(initial.HeadPosition + 1);
     }
 
     await host.StartAsync();

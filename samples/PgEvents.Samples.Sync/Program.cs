@@ -167,7 +167,7 @@ static async Task<int> RunAsync(string sourceConnection, string replicaConnectio
         // An earlier run against these databases stopped before catching up; its events describe
         // tables that were just recreated empty, so start after them.
         Console.WriteLine($"Skipping {initial.LagEvents} events left in the log by an earlier run.");
-        await consumer.ResetCursorAsync(initial.HeadPosition + 1);
+        await consumer.ResetCursorToPositionAsync(initial.HeadPosition + 1);
     }
 
     await host.StartAsync();

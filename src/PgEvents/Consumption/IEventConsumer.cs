@@ -43,6 +43,10 @@ public interface IEventConsumer
     /// <returns>A task that completes when the dead letter was handled and removed.</returns>
     Task ReplayDeadLetterAsync(long id, CancellationToken cancellationToken = default);
 
+    // Two names, not two ResetCursorAsync overloads that each take an optional token: such overloads
+    // cannot later gain a parameter without breaking callers (PublicApiAnalyzers RS0026), and a
+    // required token would make every call spell one out.
+
     /// <summary>
     /// Moves this consumer's cursor so that delivery restarts with the transaction at
     /// <paramref name="position"/> (earlier: replay; later: skip ahead). A running instance, here or
@@ -51,7 +55,17 @@ public interface IEventConsumer
     /// <param name="position">The first position to deliver again.</param>
     /// <param name="cancellationToken">Cancels the reset.</param>
     /// <returns>A task that completes when the cursor is moved.</returns>
-    Task ResetCursorAsync(long position, CancellationToken cancellationToken = default);
+    Task ResetCursorToPositionAsync(long position, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Moves this consumer's cursor so that delivery restarts with the first transaction committed at
+    /// or after <paramref name="committedSince"/> (earlier: replay; later: skip ahead). A running
+    /// instance, here or elsewhere, picks the change up at once.
+    /// </summary>
+    /// <param name="committedSince">The earliest commit time to deliver again.</param>
+    /// <param name="cancellationToken">Cancels the reset.</param>
+    /// <returns>A task that completes when the cursor is moved.</returns>
+    Task ResetCursorToTimeAsync(DateTimeOffset committedSince, CancellationToken cancellationToken = default);
 
     /// <summary>
     /// Snapshots <paramref name="table"/> again, e.g. to repair a replica: the running consumer (here
@@ -64,10 +78,4 @@ public interface IEventConsumer
     /// <returns>A task that completes when the snapshot is recorded (not when it is delivered).</returns>
     /// <exception cref="PgEventsException">The table is not mapped by this consumer, does not exist, or has no primary key.</exception>
     Task RequestSnapshotAsync(string table, CancellationToken cancellationToken = default);
-
-    /// <summary>Moves this consumer's cursor so that delivery restarts with the first transaction committed at or after <paramref name="committedSince"/>.</summary>
-    /// <param name="committedSince">The earliest commit time to deliver again.</param>
-    /// <param name="cancellationToken">Cancels the reset.</param>
-    /// <returns>A task that completes when the cursor is moved.</returns>
-    Task ResetCursorAsync(DateTimeOffset committedSince, CancellationToken cancellationToken = default);
 }

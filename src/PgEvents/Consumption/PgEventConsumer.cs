@@ -194,7 +194,7 @@ internal sealed class PgEventConsumer : IEventConsumer
     public Task ReplayDeadLetterAsync(long id, CancellationToken cancellationToken = default) =>
         _admin.ReplayDeadLetterAsync(id, cancellationToken);
 
-    public Task ResetCursorAsync(long position, CancellationToken cancellationToken = default) =>
+    public Task ResetCursorToPositionAsync(long position, CancellationToken cancellationToken = default) =>
         _admin.ResetCursorAsync(position, cancellationToken);
 
     public async Task RequestSnapshotAsync(string table, CancellationToken cancellationToken = default)
@@ -216,6 +216,6 @@ internal sealed class PgEventConsumer : IEventConsumer
         _snapshots.NotifyRequested();
     }
 
-    public Task ResetCursorAsync(DateTimeOffset committedSince, CancellationToken cancellationToken = default) =>
+    public Task ResetCursorToTimeAsync(DateTimeOffset committedSince, CancellationToken cancellationToken = default) =>
         _admin.ResetCursorAsync(committedSince, cancellationToken);
 }

@@ -42,7 +42,7 @@ public sealed class CursorResetTests(DatabaseFixture db) : IClassFixture<Databas
         Ids(host.Sink.Deliveries).Should().Equal(Range(1, 10));
         var fifth = host.Sink.Deliveries[4];
 
-        await host.Consumer.ResetCursorAsync(fifth.Position);
+        await host.Consumer.ResetCursorToPositionAsync(fifth.Position);
         await host.Sink.WaitForCountAsync(16, Wait);
 
         var again = host.Sink.Deliveries.Skip(10).ToList();
@@ -67,7 +67,7 @@ public sealed class CursorResetTests(DatabaseFixture db) : IClassFixture<Databas
         var committedAt = await db.ScalarAsync<DateTime>(
             "SELECT committed_at FROM log_reset_time.transactions WHERE position = @position", ("position", host.Sink.Deliveries[6].Position));
 
-        await host.Consumer.ResetCursorAsync(new DateTimeOffset(committedAt));
+        await host.Consumer.ResetCursorToTimeAsync(new DateTimeOffset(committedAt));
         await host.Sink.WaitForCountAsync(14, Wait);
 
         Ids(host.Sink.Deliveries.Skip(10)).Should().Equal(Range(7, 10));
@@ -86,7 +86,7 @@ public sealed class CursorResetTests(DatabaseFixture db) : IClassFixture<Databas
 
         // DateTimeOffset.Now on a machine east of Greenwich looks like this; Npgsql only writes UTC
         // offsets to timestamptz, so the consumer must convert it.
-        await host.Consumer.ResetCursorAsync(new DateTimeOffset(committedAt).ToOffset(TimeSpan.FromHours(2)));
+        await host.Consumer.ResetCursorToTimeAsync(new DateTimeOffset(committedAt).ToOffset(TimeSpan.FromHours(2)));
         await host.Sink.WaitForCountAsync(6, Wait);
 
         Ids(host.Sink.Deliveries.Skip(4)).Should().Equal(3, 4);
@@ -104,7 +104,7 @@ public sealed class CursorResetTests(DatabaseFixture db) : IClassFixture<Databas
 
             // Written while the consumer is stopped; the operator decides 3..5 are not to be delivered.
             await InsertAsync("reset_ahead", 3, 8);
-            await first.Consumer.ResetCursorAsync(await PositionOfAsync("reset_ahead", 6));
+            await first.Consumer.ResetCursorToPositionAsync(await PositionOfAsync("reset_ahead", 6));
         }
 
         await using var second = await StartAsync("reset_ahead");
@@ -127,7 +127,7 @@ public sealed class CursorResetTests(DatabaseFixture db) : IClassFixture<Databas
 
         // A consumer blocked on a failing event must notice the reset during its backoff; otherwise
         // it would keep retrying item 3 and, once 3 succeeded, deliver 3, 4, 5 and then 4, 5 again.
-        await host.Consumer.ResetCursorAsync(await PositionOfAsync("reset_unblock", 4));
+        await host.Consumer.ResetCursorToPositionAsync(await PositionOfAsync("reset_unblock", 4));
         await host.Sink.WaitForCountAsync(4, Wait);
 
         Ids(host.Sink.Deliveries).Should().Equal(1, 2, 4, 5);

@@ -261,7 +261,7 @@ public sealed class LaneAttackTests(DatabaseFixture db) : IClassFixture<Database
         // Skip the poison: the lanes restart after the reset, and new changes are delivered.
         log.Poison.Clear();
         var head = await db.ScalarAsync<long>($"SELECT max(position) FROM log_{name}.transactions");
-        await host.Consumer.ResetCursorAsync(head + 1);
+        await host.Consumer.ResetCursorToPositionAsync(head + 1);
         await db.ExecuteAsync($"UPDATE {name} SET version = 10 WHERE id = 3");
         await Eventually.UntilAsync(() => log.Calls.Any(c => c.Key == name + ":3" && c.Version == 10), "a change after the reset is delivered", Wait);
         var status = await Eventually.UntilAsync(() => host.Consumer.GetStatusAsync(), s => s.Blocked is null && s.CursorPosition == s.HeadPosition, "unblocked, caught up", Wait);

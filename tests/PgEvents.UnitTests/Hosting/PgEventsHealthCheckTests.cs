@@ -126,9 +126,9 @@ public sealed class PgEventsHealthCheckTests
 
         public Task ReplayDeadLetterAsync(long id, CancellationToken cancellationToken = default) => throw new NotSupportedException();
 
-        public Task ResetCursorAsync(long position, CancellationToken cancellationToken = default) => throw new NotSupportedException();
+        public Task ResetCursorToPositionAsync(long position, CancellationToken cancellationToken = default) => throw new NotSupportedException();
 
-        public Task ResetCursorAsync(DateTimeOffset committedSince, CancellationToken cancellationToken = default) => throw new NotSupportedException();
+        public Task ResetCursorToTimeAsync(DateTimeOffset committedSince, CancellationToken cancellationToken = default) => throw new NotSupportedException();
 
         public Task RequestSnapshotAsync(string table, CancellationToken cancellationToken = default) => throw new NotSupportedException();
     }
