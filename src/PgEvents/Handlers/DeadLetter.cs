@@ -7,7 +7,7 @@ public sealed class DeadLetter
         long id, string consumer, long position, long eventId, TableName table, ChangeKind kind, string? rowJson, int attempts, string error, DateTimeOffset deadLetteredAt)
     {
         Id = id;
-        Consumer = consumer;
+        ConsumerName = consumer;
         Position = position;
         EventId = eventId;
         Table = table;
@@ -22,7 +22,7 @@ public sealed class DeadLetter
     public long Id { get; }
 
     /// <summary>The consumer that gave up.</summary>
-    public string Consumer { get; }
+    public string ConsumerName { get; }
 
     /// <summary>The commit position of the event's transaction.</summary>
     public long Position { get; }

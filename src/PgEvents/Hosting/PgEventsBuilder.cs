@@ -108,9 +108,25 @@ public sealed class PgEventsBuilder
             throw new ArgumentException($"AddBatchHandler<{typeof(THandler).Name}> needs at least one table.", nameof(tables));
         }
 
-        var names = Array.ConvertAll(tables, TableName.Parse);
+        return AddBatchHandler<THandler>(Array.ConvertAll(tables, TableName.Parse));
+    }
+
+    /// <summary>Delivers the changes of <paramref name="tables"/> to <typeparamref name="THandler"/> in batches; see <see cref="AddBatchHandler{THandler}(string[])"/>.</summary>
+    /// <typeparam name="THandler">The handler type.</typeparam>
+    /// <param name="tables">The exact table names.</param>
+    /// <returns>This builder.</returns>
+    /// <exception cref="ArgumentException">No table is given.</exception>
+    public PgEventsBuilder AddBatchHandler<THandler>(params TableName[] tables)
+        where THandler : class, IBatchHandler
+    {
+        ArgumentNullException.ThrowIfNull(tables);
+        if (tables.Length == 0)
+        {
+            throw new ArgumentException($"AddBatchHandler<{typeof(THandler).Name}> needs at least one table.", nameof(tables));
+        }
+
         Services.TryAddScoped<THandler>();
-        foreach (var table in names)
+        foreach (var table in tables)
         {
             Services.AddSingleton(HandlerRegistration.CreateBatch<THandler>(table, Name));
         }

@@ -5,7 +5,7 @@ public sealed class ConsumerCursor
 {
     internal ConsumerCursor(string name, long position, long eventId, DateTimeOffset registeredAt, DateTimeOffset updatedAt)
     {
-        Name = name;
+        ConsumerName = name;
         Position = position;
         EventId = eventId;
         RegisteredAt = registeredAt;
@@ -13,7 +13,7 @@ public sealed class ConsumerCursor
     }
 
     /// <summary>The consumer name.</summary>
-    public string Name { get; }
+    public string ConsumerName { get; }
 
     /// <summary>The commit position of the last delivered event; 0 before the first.</summary>
     public long Position { get; }
@@ -36,5 +36,5 @@ public sealed class ConsumerCursor
 
     /// <summary>The consumer and where its cursor stands, for logs.</summary>
     /// <returns>For example <c>orders-sync at 42/3</c>.</returns>
-    public override string ToString() => $"{Name} at {Position}/{EventId}";
+    public override string ToString() => $"{ConsumerName} at {Position}/{EventId}";
 }

@@ -12,7 +12,7 @@ public sealed class BatchValidationTests(DatabaseFixture db) : IClassFixture<Dat
     [Fact]
     public void AddBatchHandler_without_a_table_fails_at_registration_naming_the_handler()
     {
-        var register = () => Create(db, "bv_none", b => b.AddBatchHandler<RecordingBatchHandler>());
+        var register = () => Create(db, "bv_none", b => b.AddBatchHandler<RecordingBatchHandler>(Array.Empty<string>()));
 
         register.Should().Throw<ArgumentException>().WithMessage("*AddBatchHandler<RecordingBatchHandler> needs at least one table*");
     }

@@ -71,7 +71,7 @@ public sealed class DeadLetterTests(DatabaseFixture db) : IClassFixture<Database
 
         var letter = (await host.Consumer.GetDeadLettersAsync()).Should().ContainSingle().Subject;
         var (position, eventId) = await LogPositionOfAsync("log_dl_continue", "dl_continue", 3);
-        letter.Consumer.Should().Be("dl_continue");
+        letter.ConsumerName.Should().Be("dl_continue");
         letter.Attempts.Should().Be(3);
         letter.Error.Should().Be("InvalidOperationException: poison item 3 (attempt 3)", "the error of the last attempt is kept");
         letter.Table.Should().Be(new TableName("public", "dl_continue"));

@@ -36,7 +36,7 @@ public sealed class RetentionTests(DatabaseFixture db) : IClassFixture<DatabaseF
         (await schema.PurgeAsync(TimeSpan.Zero)).Should().Be(12, "now only the fast consumer holds retention back (8..19)");
         (await CountAsync("retained", "events")).Should().Be(1);
         var fast = (await schema.GetConsumersAsync()).Should().ContainSingle().Subject;
-        (fast.Name, fast.Position, fast.EventId).Should().Be(("fast", 20L, long.MaxValue));
+        (fast.ConsumerName, fast.Position, fast.EventId).Should().Be(("fast", 20L, long.MaxValue));
         fast.RegisteredAt.Should().BeCloseTo(DateTimeOffset.UtcNow, TimeSpan.FromMinutes(5));
         fast.UpdatedAt.Should().BeOnOrAfter(fast.RegisteredAt);
     }

@@ -76,6 +76,20 @@ public sealed class NamedConsumerRegistrationTests
     }
 
     [Fact]
+    public async Task Batch_handlers_map_exact_table_names_to_their_own_consumer()
+    {
+        var services = new ServiceCollection().AddLogging();
+        services.AddPgEvents("sync", o => o.ConnectionString = Unreachable)
+            .AddBatchHandler<BatchDispatchTests.RecordingBatchHandler>(new TableName("sales", "Order Items"), new TableName("public", "weird\"name"));
+        services.AddPgEvents("jobs", o => o.ConnectionString = Unreachable).AddBatchHandler<BatchDispatchTests.RecordingBatchHandler>("customers");
+        await using var provider = services.BuildServiceProvider();
+
+        ((PgEventConsumer)provider.GetRequiredKeyedService<IEventConsumer>("sync")).Tables
+            .Should().BeEquivalentTo([new TableName("sales", "Order Items"), new TableName("public", "weird\"name")]);
+        ((PgEventConsumer)provider.GetRequiredKeyedService<IEventConsumer>("jobs")).Tables.Should().Equal(TableName.Parse("customers"));
+    }
+
+    [Fact]
     public void An_empty_name_is_refused()
     {
         var add = () => new ServiceCollection().AddPgEvents(" ");
