@@ -17,16 +17,6 @@ namespace PgEvents.Tests.Hosting;
 /// </summary>
 public sealed class NamedConsumerAttackTests(DatabaseFixture db) : IClassFixture<DatabaseFixture>
 {
-    private static HostApplicationBuilder NewHost() => Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-
-    private static void Fast(PgEventsOptions o)
-    {
-        o.Retry.InitialDelay = TimeSpan.FromMilliseconds(10);
-        o.Retry.MaxDelay = TimeSpan.FromMilliseconds(100);
-        o.ReconnectDelay = TimeSpan.FromMilliseconds(50);
-        o.StandbyRetryInterval = TimeSpan.FromMilliseconds(50);
-    }
-
     /// <summary>A pooled data source as an application would register it, recognisable by its application name.</summary>
     private NpgsqlDataSource HostSource(string application, Action<NpgsqlConnectionStringBuilder>? configure = null, Action<NpgsqlDataSourceBuilder>? build = null)
     {
@@ -83,11 +73,11 @@ public sealed class NamedConsumerAttackTests(DatabaseFixture db) : IClassFixture
     {
         await db.ExecuteAsync("CREATE TABLE shared_ds_a (id bigint PRIMARY KEY, label text NOT NULL); CREATE TABLE shared_ds_b (id bigint PRIMARY KEY, label text NOT NULL)");
         await using var source = HostSource("shared-ds");
-        var builder = NewHost();
+        var builder = GenericHosts.NewBuilder();
         builder.Services.AddSingleton<EventSink>();
-        builder.Services.AddPgEvents("a", o => { o.ConsumerName = "shared_cursor"; Fast(o); }).UseDataSource(source)
+        builder.Services.AddPgEvents("a", o => { o.ConsumerName = "shared_cursor"; GenericHosts.QuickRecovery(o); }).UseDataSource(source)
             .AddHandler<Item, RecordingHandler<Item>>("shared_ds_a");
-        builder.Services.AddPgEvents("b", o => { o.ConsumerName = "shared_cursor"; Fast(o); }).UseDataSource(source)
+        builder.Services.AddPgEvents("b", o => { o.ConsumerName = "shared_cursor"; GenericHosts.QuickRecovery(o); }).UseDataSource(source)
             .AddHandler<Item, SecondRecordingHandler<Item>>("shared_ds_b");
         using var host = builder.Build();
 
@@ -103,7 +93,7 @@ public sealed class NamedConsumerAttackTests(DatabaseFixture db) : IClassFixture
     public async Task Two_registrations_on_the_same_cursor_of_the_same_database_spelled_differently_are_refused_at_start()
     {
         await db.ExecuteAsync("CREATE TABLE shared_cs (id bigint PRIMARY KEY, label text NOT NULL)");
-        var builder = NewHost();
+        var builder = GenericHosts.NewBuilder();
         builder.Services.AddSingleton<EventSink>();
         builder.Services.AddPgEvents("one", o => { o.ConnectionString = db.ConnectionString; o.ConsumerName = "cs_cursor"; })
             .AddHandler<Item, RecordingHandler<Item>>("shared_cs");
@@ -123,7 +113,7 @@ public sealed class NamedConsumerAttackTests(DatabaseFixture db) : IClassFixture
     public async Task A_named_consumer_on_the_unnamed_consumers_cursor_is_refused_at_start()
     {
         await db.ExecuteAsync("CREATE TABLE shared_default (id bigint PRIMARY KEY, label text NOT NULL)");
-        var builder = NewHost();
+        var builder = GenericHosts.NewBuilder();
         builder.Services.AddSingleton<EventSink>();
         builder.Services.AddPgEvents(o => o.ConnectionString = db.ConnectionString).AddHandler<Item, RecordingHandler<Item>>("shared_default");
         builder.Services.AddPgEvents("default", o => o.ConnectionString = db.ConnectionString).AddHandler<Item, SecondRecordingHandler<Item>>("shared_default");
@@ -140,7 +130,7 @@ public sealed class NamedConsumerAttackTests(DatabaseFixture db) : IClassFixture
     [Fact]
     public async Task A_validation_failure_of_one_named_consumer_names_that_consumer()
     {
-        var builder = NewHost();
+        var builder = GenericHosts.NewBuilder();
         builder.Services.AddSingleton<EventSink>();
         builder.Services.AddPgEvents("fine", o => o.ConnectionString = db.ConnectionString).AddHandler<Item, RecordingHandler<Item>>("whatever_fine");
         builder.Services.AddPgEvents("broken", o => o.BatchSize = 0).AddHandler<Item, RecordingHandler<Item>>("whatever_broken");
@@ -166,9 +156,9 @@ public sealed class NamedConsumerAttackTests(DatabaseFixture db) : IClassFixture
     public async Task A_health_check_of_a_misnamed_consumer_reports_unhealthy_naming_the_missing_registration()
     {
         await db.ExecuteAsync("CREATE TABLE health_named (id bigint PRIMARY KEY, label text NOT NULL)");
-        var builder = NewHost();
+        var builder = GenericHosts.NewBuilder();
         builder.Services.AddSingleton<EventSink>();
-        builder.Services.AddPgEvents("jobs", o => { o.ConnectionString = db.ConnectionString; Fast(o); }).AddHandler<Item, RecordingHandler<Item>>("health_named");
+        builder.Services.AddPgEvents("jobs", o => { o.ConnectionString = db.ConnectionString; GenericHosts.QuickRecovery(o); }).AddHandler<Item, RecordingHandler<Item>>("health_named");
         builder.Services.AddHealthChecks().AddPgEvents("jobs").AddPgEvents("jbos").AddPgEvents();
         using var host = builder.Build();
         var health = host.Services.GetRequiredService<HealthCheckService>();
@@ -194,10 +184,10 @@ public sealed class NamedConsumerAttackTests(DatabaseFixture db) : IClassFixture
     public async Task Two_libraries_registering_the_same_name_add_to_one_consumer()
     {
         await db.ExecuteAsync("CREATE TABLE lib_one (id bigint PRIMARY KEY, label text NOT NULL); CREATE TABLE lib_two (id bigint PRIMARY KEY, label text NOT NULL)");
-        var builder = NewHost();
+        var builder = GenericHosts.NewBuilder();
         builder.Services.AddSingleton<EventSink>();
         builder.Services.AddPgEvents("libjobs", o => o.ConnectionString = db.ConnectionString).AddHandler<Item, RecordingHandler<Item>>("lib_one");
-        builder.Services.AddPgEvents("libjobs", o => { o.PollInterval = TimeSpan.FromSeconds(7); Fast(o); }).AddHandler<Item, SecondRecordingHandler<Item>>("lib_two");
+        builder.Services.AddPgEvents("libjobs", o => { o.PollInterval = TimeSpan.FromSeconds(7); GenericHosts.QuickRecovery(o); }).AddHandler<Item, SecondRecordingHandler<Item>>("lib_two");
         using var host = builder.Build();
         host.Services.GetServices<IHostedService>().Count(s => s.GetType().Name == "PgEventsHostedService").Should().Be(1);
         host.Services.GetRequiredService<Microsoft.Extensions.Options.IOptionsMonitor<PgEventsOptions>>().Get("libjobs").PollInterval.Should().Be(TimeSpan.FromSeconds(7));
@@ -215,7 +205,7 @@ public sealed class NamedConsumerAttackTests(DatabaseFixture db) : IClassFixture
     public async Task A_missing_or_multiplexing_host_data_source_fails_start_saying_why()
     {
         await db.ExecuteAsync("CREATE TABLE ds_missing (id bigint PRIMARY KEY, label text NOT NULL)");
-        var missing = NewHost();
+        var missing = GenericHosts.NewBuilder();
         missing.Services.AddSingleton<EventSink>();
         missing.Services.AddPgEvents("nods").UseDataSource().AddHandler<Item, RecordingHandler<Item>>("ds_missing");
         using (var host = missing.Build())
@@ -225,7 +215,7 @@ public sealed class NamedConsumerAttackTests(DatabaseFixture db) : IClassFixture
         }
 
         await using var multiplexing = HostSource("mux", c => c.Multiplexing = true);
-        var mux = NewHost();
+        var mux = GenericHosts.NewBuilder();
         mux.Services.AddSingleton<EventSink>();
         mux.Services.AddPgEvents("mux").UseDataSource(multiplexing).AddHandler<Item, RecordingHandler<Item>>("ds_missing");
         using (var host = mux.Build())
@@ -249,11 +239,11 @@ public sealed class NamedConsumerAttackTests(DatabaseFixture db) : IClassFixture
     {
         await db.ExecuteAsync("CREATE TABLE same_table (id bigint PRIMARY KEY, label text NOT NULL)");
         await using var source = HostSource("same-table");
-        var builder = NewHost();
+        var builder = GenericHosts.NewBuilder();
         builder.Services.AddSingleton<EventSink>().AddSingleton(new FailureSwitch { FailingId = 3 });
-        builder.Services.AddPgEvents(o => { o.ConnectionString = db.ConnectionString; o.ConsumerName = "same_unnamed"; Fast(o); })
+        builder.Services.AddPgEvents(o => { o.ConnectionString = db.ConnectionString; o.ConsumerName = "same_unnamed"; GenericHosts.QuickRecovery(o); })
             .AddHandler<Item, SwitchedHandler<Item>>("same_table");
-        builder.Services.AddPgEvents("same_named", Fast).UseDataSource(source).AddHandler<Item, RecordingHandler<Item>>("same_table");
+        builder.Services.AddPgEvents("same_named", GenericHosts.QuickRecovery).UseDataSource(source).AddHandler<Item, RecordingHandler<Item>>("same_table");
         builder.Services.AddHealthChecks().AddPgEvents().AddPgEvents("same_named");
         using var host = builder.Build();
         var sink = host.Services.GetRequiredService<EventSink>();
@@ -283,11 +273,11 @@ public sealed class NamedConsumerAttackTests(DatabaseFixture db) : IClassFixture
     public async Task Two_named_consumers_with_their_own_schemas_on_the_same_table_each_get_every_event()
     {
         await db.ExecuteAsync("CREATE TABLE two_schemas (id bigint PRIMARY KEY, label text NOT NULL)");
-        var builder = NewHost();
+        var builder = GenericHosts.NewBuilder();
         builder.Services.AddSingleton<EventSink>();
-        builder.Services.AddPgEvents("schema_a", o => { o.ConnectionString = db.ConnectionString; o.SchemaName = "events_a"; Fast(o); })
+        builder.Services.AddPgEvents("schema_a", o => { o.ConnectionString = db.ConnectionString; o.SchemaName = "events_a"; GenericHosts.QuickRecovery(o); })
             .AddHandler<Item, RecordingHandler<Item>>("two_schemas");
-        builder.Services.AddPgEvents("schema_b", o => { o.ConnectionString = db.ConnectionString; o.SchemaName = "events_b"; o.NotificationChannel = "events_b"; Fast(o); })
+        builder.Services.AddPgEvents("schema_b", o => { o.ConnectionString = db.ConnectionString; o.SchemaName = "events_b"; o.NotificationChannel = "events_b"; GenericHosts.QuickRecovery(o); })
             .AddHandler<Item, SecondRecordingHandler<Item>>("two_schemas");
         using var host = builder.Build();
         var sink = host.Services.GetRequiredService<EventSink>();
@@ -327,11 +317,11 @@ public sealed class NamedConsumerAttackTests(DatabaseFixture db) : IClassFixture
     {
         await db.ExecuteAsync("CREATE TABLE snap_named (id bigint PRIMARY KEY, label text NOT NULL); INSERT INTO snap_named SELECT g, 'v0' FROM generate_series(1, 3000) g");
         await using var source = HostSource("snap-named");
-        var builder = NewHost();
+        var builder = GenericHosts.NewBuilder();
         builder.Services.AddSingleton<EventSink>();
-        builder.Services.AddPgEvents("snap_one", o => { o.InitialSnapshot = true; o.SnapshotChunkSize = 250; Fast(o); })
+        builder.Services.AddPgEvents("snap_one", o => { o.InitialSnapshot = true; o.SnapshotChunkSize = 250; GenericHosts.QuickRecovery(o); })
             .UseDataSource(source).AddHandler<Item, RecordingHandler<Item>>("snap_named");
-        builder.Services.AddPgEvents("snap_two", o => { o.InitialSnapshot = true; o.SnapshotChunkSize = 250; Fast(o); })
+        builder.Services.AddPgEvents("snap_two", o => { o.InitialSnapshot = true; o.SnapshotChunkSize = 250; GenericHosts.QuickRecovery(o); })
             .UseDataSource(source).AddHandler<Item, SecondRecordingHandler<Item>>("snap_named");
 
         using var host = builder.Build();
@@ -402,9 +392,9 @@ public sealed class NamedConsumerAttackTests(DatabaseFixture db) : IClassFixture
     {
         await db.ExecuteAsync($"CREATE TABLE IF NOT EXISTS pool_small (id bigint PRIMARY KEY, label text NOT NULL)");
         await using var source = HostSource("pool-small", c => { c.MaxPoolSize = size; c.Timeout = 3; });
-        var builder = NewHost();
+        var builder = GenericHosts.NewBuilder();
         builder.Services.AddSingleton<EventSink>();
-        builder.Services.AddPgEvents("pool_small", Fast).UseDataSource(source).AddHandler<Item, RecordingHandler<Item>>("pool_small");
+        builder.Services.AddPgEvents("pool_small", GenericHosts.QuickRecovery).UseDataSource(source).AddHandler<Item, RecordingHandler<Item>>("pool_small");
         using var host = builder.Build();
 
         var failure = await ExpectStartFailureAsync<PgEventsException>(host, TimeSpan.FromSeconds(30));
@@ -423,9 +413,9 @@ public sealed class NamedConsumerAttackTests(DatabaseFixture db) : IClassFixture
     {
         await db.ExecuteAsync("CREATE TABLE pool_three (id bigint PRIMARY KEY, label text NOT NULL)");
         await using var source = HostSource("pool-three", c => { c.MaxPoolSize = 3; c.Timeout = 2; });
-        var builder = NewHost();
+        var builder = GenericHosts.NewBuilder();
         builder.Services.AddSingleton<EventSink>().AddSingleton(source);
-        builder.Services.AddPgEvents("pool_three", Fast).UseDataSource().AddHandler<Item, DataSourceHandler>("pool_three");
+        builder.Services.AddPgEvents("pool_three", GenericHosts.QuickRecovery).UseDataSource().AddHandler<Item, DataSourceHandler>("pool_three");
         using var host = builder.Build();
         await host.StartAsync();
         try
@@ -490,9 +480,9 @@ public sealed class NamedConsumerAttackTests(DatabaseFixture db) : IClassFixture
             b => b.UsePhysicalConnectionInitializer(
                 c => { using var cmd = new NpgsqlCommand(Init, c); cmd.ExecuteNonQuery(); },
                 async c => { await using var cmd = new NpgsqlCommand(Init, c); await cmd.ExecuteNonQueryAsync(); }));
-        var builder = NewHost();
+        var builder = GenericHosts.NewBuilder();
         builder.Services.AddSingleton<EventSink>();
-        builder.Services.AddPgEvents("host_init", Fast).UseDataSource(source).AddHandler<Item, RecordingHandler<Item>>("app.settings_items");
+        builder.Services.AddPgEvents("host_init", GenericHosts.QuickRecovery).UseDataSource(source).AddHandler<Item, RecordingHandler<Item>>("app.settings_items");
         using (var host = builder.Build())
         {
             await host.StartAsync();
@@ -542,9 +532,9 @@ public sealed class NamedConsumerAttackTests(DatabaseFixture db) : IClassFixture
 
         IHost Build()
         {
-            var builder = NewHost();
+            var builder = GenericHosts.NewBuilder();
             builder.Services.AddSingleton<EventSink>().AddSingleton(gate);
-            builder.Services.AddPgEvents("stop_mid", Fast).UseDataSource(source).AddHandler<Item, SleepingInTransactionHandler>("stop_mid");
+            builder.Services.AddPgEvents("stop_mid", GenericHosts.QuickRecovery).UseDataSource(source).AddHandler<Item, SleepingInTransactionHandler>("stop_mid");
             return builder.Build();
         }
 
@@ -607,10 +597,10 @@ public sealed class NamedConsumerAttackTests(DatabaseFixture db) : IClassFixture
         await db.ExecuteAsync("CREATE TABLE kill_listen (id bigint PRIMARY KEY, label text NOT NULL)");
         await using var source = HostSource("kill-listen", c => c.NoResetOnClose = true);
         var logs = new LogCapture();
-        var builder = NewHost();
+        var builder = GenericHosts.NewBuilder();
         builder.Services.AddLogging(l => l.AddProvider(logs).SetMinimumLevel(LogLevel.Debug));
         builder.Services.AddSingleton<EventSink>();
-        builder.Services.AddPgEvents("kill_listen", o => { Fast(o); o.PollInterval = TimeSpan.FromMinutes(5); o.KeepAliveInterval = TimeSpan.FromMinutes(5); })
+        builder.Services.AddPgEvents("kill_listen", o => { GenericHosts.QuickRecovery(o); o.PollInterval = TimeSpan.FromMinutes(5); o.KeepAliveInterval = TimeSpan.FromMinutes(5); })
             .UseDataSource(source).AddHandler<Item, RecordingHandler<Item>>("kill_listen");
         using var host = builder.Build();
         var sink = host.Services.GetRequiredService<EventSink>();
@@ -672,9 +662,9 @@ public sealed class NamedConsumerAttackTests(DatabaseFixture db) : IClassFixture
 
         IHost Build(NpgsqlDataSource source)
         {
-            var builder = NewHost();
+            var builder = GenericHosts.NewBuilder();
             builder.Services.AddSingleton(sink);
-            builder.Services.AddPgEvents("takeover", Fast).UseDataSource(source).AddHandler<Item, RecordingHandler<Item>>("takeover_pooled");
+            builder.Services.AddPgEvents("takeover", GenericHosts.QuickRecovery).UseDataSource(source).AddHandler<Item, RecordingHandler<Item>>("takeover_pooled");
             return builder.Build();
         }
 
@@ -765,9 +755,9 @@ public sealed class NamedConsumerAttackTests(DatabaseFixture db) : IClassFixture
 
         IHost Build(NpgsqlDataSource source, string name)
         {
-            var builder = NewHost();
+            var builder = GenericHosts.NewBuilder();
             builder.Services.AddSingleton<EventSink>();
-            builder.Services.AddPgEvents(name, Fast).UseDataSource(source).AddHandler<Item, RecordingHandler<Item>>("bouncer_items");
+            builder.Services.AddPgEvents(name, GenericHosts.QuickRecovery).UseDataSource(source).AddHandler<Item, RecordingHandler<Item>>("bouncer_items");
             return builder.Build();
         }
 

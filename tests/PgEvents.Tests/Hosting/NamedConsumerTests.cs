@@ -10,29 +10,21 @@ namespace PgEvents.Tests.Hosting;
 /// <summary>Several consumers in one generic host, and consumers built on the host's own data source.</summary>
 public sealed class NamedConsumerTests(DatabaseFixture db) : IClassFixture<DatabaseFixture>
 {
-    private static HostApplicationBuilder NewHost() => Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-
-    private static void FastRetries(PgEventsOptions o)
-    {
-        o.Retry.InitialDelay = TimeSpan.FromMilliseconds(10);
-        o.Retry.MaxDelay = TimeSpan.FromMilliseconds(100);
-    }
-
     [Fact]
     public async Task Two_named_consumers_in_one_host_deliver_their_own_tables_on_their_own_cursors_and_report_their_own_health()
     {
         await db.ExecuteAsync("CREATE TABLE named_sync (id bigint PRIMARY KEY, label text NOT NULL); CREATE TABLE named_jobs (id bigint PRIMARY KEY, label text NOT NULL)");
-        var builder = NewHost();
+        var builder = GenericHosts.NewBuilder();
         builder.Services.AddSingleton<EventSink>().AddSingleton(new FailureSwitch { FailingId = 2 });
         builder.Services.AddPgEvents("sync", o =>
         {
             o.ConnectionString = db.ConnectionString;
-            FastRetries(o);
+            GenericHosts.QuickRecovery(o);
         }).AddHandler<Item, RecordingHandler<Item>>("named_sync");
         builder.Services.AddPgEvents("jobs", o =>
         {
             o.ConnectionString = db.ConnectionString;
-            FastRetries(o);
+            GenericHosts.QuickRecovery(o);
         }).AddHandler<Item, SwitchedHandler<Item>>("named_jobs");
         builder.Services.AddHealthChecks().AddPgEvents("sync").AddPgEvents("jobs");
         using var host = builder.Build();
@@ -88,9 +80,9 @@ public sealed class NamedConsumerTests(DatabaseFixture db) : IClassFixture<Datab
 
         async Task<IHost> StartConsumerAsync()
         {
-            var builder = NewHost();
+            var builder = GenericHosts.NewBuilder();
             builder.Services.AddSingleton<EventSink>().AddKeyedSingleton("events", hostSource);
-            builder.Services.AddPgEvents("pooled", FastRetries)
+            builder.Services.AddPgEvents("pooled", GenericHosts.QuickRecovery)
                 .UseDataSource(sp => sp.GetRequiredKeyedService<NpgsqlDataSource>("events"))
                 .AddHandler<Item, RecordingHandler<Item>>("pooled_items");
             var host = builder.Build();
