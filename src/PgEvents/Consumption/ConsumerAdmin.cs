@@ -24,6 +24,13 @@ internal sealed class ConsumerAdmin(
                         (SELECT max(position) FROM {settings.Qualify("transactions")}), 0)
         """;
 
+    // The furthest position known to be committed: the log's, or a cursor's where retention emptied the log.
+    private readonly string _headSql =
+        $"""
+        SELECT greatest((SELECT max(position) FROM {settings.Qualify("transactions")}),
+                        (SELECT max(position) FROM {settings.Qualify("consumers")}), 0)
+        """;
+
     private string Name => options.ConsumerName;
 
     public async Task<IReadOnlyList<DeadLetter>> GetDeadLettersAsync(CancellationToken cancellationToken)
@@ -74,6 +81,19 @@ internal sealed class ConsumerAdmin(
         var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using (connection.ConfigureAwait(false))
         {
+            // A cursor past the head would pass over the transactions that commit until the head gets
+            // there, while the lag, measured from the cursor, reads zero.
+            await using (var head = new NpgsqlCommand(_headSql, connection))
+            {
+                var last = (long)(await head.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+                if (position > last + 1)
+                {
+                    throw new ArgumentOutOfRangeException(
+                        nameof(position), position,
+                        $"Cannot reset PgEvents consumer '{Name}' to position {position}: the last committed position is {last}, so delivery can restart at {last + 1} at the latest (to skip everything committed so far).");
+                }
+            }
+
             await ResetToAsync(connection, new LogPosition(position - 1, long.MaxValue), cancellationToken).ConfigureAwait(false);
         }
     }

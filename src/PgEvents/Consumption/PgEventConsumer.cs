@@ -92,6 +92,9 @@ internal sealed class PgEventConsumer : IEventConsumer
 
     public string Name => _options.ConsumerName;
 
+    /// <summary>Whether <see cref="RunAsync"/> runs in this process, whether or not it is connected yet.</summary>
+    internal bool IsRunning => Volatile.Read(ref _running) == 1;
+
     /// <summary>The tables this consumer's handlers are mapped to.</summary>
     internal IReadOnlyCollection<TableName> Tables => _handlers.Tables;
 

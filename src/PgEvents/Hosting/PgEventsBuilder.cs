@@ -28,7 +28,14 @@ public sealed class PgEventsBuilder
     /// authentication, TLS and multi-host settings. See <see cref="UseDataSource(Func{IServiceProvider, NpgsqlDataSource})"/>.
     /// </summary>
     /// <returns>This builder.</returns>
-    public PgEventsBuilder UseDataSource() => UseDataSource(static sp => sp.GetRequiredService<NpgsqlDataSource>());
+    /// <exception cref="PgEventsException">When the consumer is built: no <see cref="NpgsqlDataSource"/> is registered.</exception>
+    public PgEventsBuilder UseDataSource()
+    {
+        var name = Name;
+        return UseDataSource(sp => sp.GetService<NpgsqlDataSource>() ?? throw new PgEventsException(
+            $"{PgEventsRegistrations.Describe(name)} takes its connections from the NpgsqlDataSource registered in the container (UseDataSource()), and none is registered. " +
+            "Register one (AddNpgsqlDataSource from the Npgsql.DependencyInjection package, or AddSingleton(dataSource)), or pass it to UseDataSource."));
+    }
 
     /// <summary>Takes every connection of this consumer from <paramref name="dataSource"/>. See <see cref="UseDataSource(Func{IServiceProvider, NpgsqlDataSource})"/>.</summary>
     /// <param name="dataSource">The data source; the caller keeps owning it.</param>

@@ -88,9 +88,9 @@ internal sealed class PgEventsDataSource : IAsyncDisposable, IDisposable
         if (settings.Pooling && settings.MaxPoolSize < MinimumPoolSize)
         {
             throw new PgEventsException(
-                $"PgEvents consumer '{consumer}' needs at least {MinimumPoolSize} connections of the data source it is given (Max Pool Size is {settings.MaxPoolSize}): " +
+                $"PgEvents consumer '{consumer}' needs at least {MinimumPoolSize} connections of the data source it is given (its Maximum Pool Size is {settings.MaxPoolSize}): " +
                 $"its working session and its LISTEN for as long as it runs, and one for status, lag and retention; one more while a snapshot is written, " +
-                "and whatever its handlers take from the same data source. Raise Max Pool Size.");
+                "and whatever its handlers take from the same data source. Raise Maximum Pool Size.");
         }
     }
 

@@ -5,8 +5,8 @@ namespace PgEvents;
 
 /// <summary>
 /// Reports the consumer's state: Healthy when active (or a standby ready to take over) and keeping
-/// up; Degraded when blocked on a failing event or lagging more than
-/// <see cref="PgEventsOptions.HealthCheckMaxLag"/>; Unhealthy when not running, when the database
+/// up; Degraded when blocked on a failing event, lagging more than
+/// <see cref="PgEventsOptions.HealthCheckMaxLag"/>, or running but not connected (starting, or waiting to reconnect); Unhealthy when not running, when the database
 /// cannot be reached, or while an error that reconnecting does not cure keeps it from running
 /// (<see cref="ConsumerStatus.Fault"/>: a missing privilege or table, a connection that is not a
 /// session of its own), naming that error. Register it with
@@ -48,7 +48,7 @@ internal sealed class PgEventsHealthCheck : IHealthCheck
         var data = new Dictionary<string, object>
         {
             ["consumer"] = status.ConsumerName,
-            ["role"] = status.IsActive ? "active" : status.IsStandby ? "standby" : "stopped",
+            ["role"] = status.IsActive ? "active" : status.IsStandby ? "standby" : Connecting ? "connecting" : "stopped",
             ["head_position"] = status.HeadPosition,
             ["cursor_position"] = status.CursorPosition,
             ["lag_events"] = status.LagEvents,
@@ -72,6 +72,12 @@ internal sealed class PgEventsHealthCheck : IHealthCheck
             data["blocked_error"] = blocked.LastError;
         }
 
+        if (!status.IsActive && !status.IsStandby && Connecting)
+        {
+            // Just started, or reconnecting after a lost connection: neither dead nor delivering yet.
+            return HealthCheckResult.Degraded($"PgEvents consumer '{status.ConsumerName}' is running and connecting.", data: data);
+        }
+
         if (!status.IsActive && !status.IsStandby)
         {
             return HealthCheckResult.Unhealthy($"PgEvents consumer '{status.ConsumerName}' is not running.", data: data);
@@ -93,6 +99,8 @@ internal sealed class PgEventsHealthCheck : IHealthCheck
             ? HealthCheckResult.Degraded($"PgEvents consumer '{status.ConsumerName}' lags {status.LagTime} ({status.LagEvents} events).", data: data)
             : HealthCheckResult.Healthy($"PgEvents consumer '{status.ConsumerName}' is active.", data);
     }
+
+    private bool Connecting => _consumer is PgEventConsumer { IsRunning: true };
 
     private static string FaultDescription(string consumer, ConsumerFault fault) =>
         $"PgEvents consumer '{consumer}' cannot run: {fault} (since {fault.Since:O}, {fault.Attempts} attempts); " +

@@ -9,8 +9,9 @@ public static class PgEventsHealthChecksBuilderExtensions
 {
     /// <summary>
     /// Adds a health check of one PgEvents consumer. Healthy when it is active (or a standby ready to
-    /// take over) and keeping up; Degraded when blocked on a failing event or lagging more than
-    /// <see cref="PgEventsOptions.HealthCheckMaxLag"/>; Unhealthy when it is not running, cannot reach
+    /// take over) and keeping up; Degraded when blocked on a failing event, lagging more than
+    /// <see cref="PgEventsOptions.HealthCheckMaxLag"/>, or running but not connected yet (starting, or
+    /// waiting to reconnect after a lost connection); Unhealthy when it is not running, cannot reach
     /// its database, or an error that reconnecting does not cure keeps it from running
     /// (<see cref="ConsumerStatus.Fault"/>). The result's data carries its positions, lag and error.
     /// Call it once per consumer to check several.

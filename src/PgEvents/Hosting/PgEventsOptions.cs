@@ -21,11 +21,32 @@ public sealed class PgEventsOptions
     /// </summary>
     public Action<Npgsql.NpgsqlDataSourceBuilder>? ConfigureDataSource { get; set; }
 
+    private string _consumerName = "default";
+    private bool _consumerNameSet;
+
     /// <summary>
-    /// Name of this consumer. Each name has its own cursor and receives every event; processes
-    /// sharing a name share the cursor. Default <c>default</c>.
+    /// Name of this consumer's cursor in the database. Each name has its own cursor and subscription;
+    /// processes sharing a name share the cursor. Default <c>default</c>, or the registration name
+    /// for a consumer registered with <c>AddPgEvents(name, …)</c>.
     /// </summary>
-    public string ConsumerName { get; set; } = "default";
+    public string ConsumerName
+    {
+        get => _consumerName;
+        set
+        {
+            _consumerName = value;
+            _consumerNameSet = true;
+        }
+    }
+
+    /// <summary>Gives a named registration's consumer its name, unless configuration (in any order) chose one.</summary>
+    internal void UseRegistrationNameUnlessSet(string name)
+    {
+        if (!_consumerNameSet)
+        {
+            _consumerName = name;
+        }
+    }
 
     /// <summary>Schema holding the PgEvents tables. Default <c>pgevents</c>.</summary>
     public string SchemaName { get; set; } = PgEventsSchemaOptions.DefaultSchemaName;

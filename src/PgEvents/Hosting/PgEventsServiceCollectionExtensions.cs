@@ -78,8 +78,8 @@ public static class PgEventsServiceCollectionExtensions
         {
             if (name.Length > 0)
             {
-                // Before the caller's configuration, which may still choose another cursor name.
-                optionsBuilder.Configure(o => o.ConsumerName = name);
+                // After every configuration, whatever the order of the calls, and only if none chose a cursor name.
+                optionsBuilder.PostConfigure(o => o.UseRegistrationNameUnlessSet(name));
             }
 
             optionsBuilder.ValidateOnStart();

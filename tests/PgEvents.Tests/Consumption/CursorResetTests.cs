@@ -33,6 +33,25 @@ public sealed class CursorResetTests(DatabaseFixture db) : IClassFixture<Databas
         ("id", id));
 
     [Fact]
+    public async Task A_reset_past_the_head_is_refused_and_the_cursor_and_later_events_stay_as_they_were()
+    {
+        await db.ExecuteAsync("CREATE TABLE reset_past (id bigint PRIMARY KEY, label text NOT NULL)");
+        await using var host = await StartAsync("reset_past");
+        await InsertAsync("reset_past", 1, 3);
+        await host.Sink.WaitForCountAsync(3, Wait);
+        var head = host.Sink.Deliveries[^1].Position;
+
+        var tooFar = () => host.Consumer.ResetCursorToPositionAsync(head + 2);
+
+        (await tooFar.Should().ThrowAsync<ArgumentOutOfRangeException>()).Which.Message.Should()
+            .Contain($"the last committed position is {head}").And.Contain($"restart at {head + 1} at the latest");
+        await host.Consumer.ResetCursorToPositionAsync(head + 1);
+        await InsertAsync("reset_past", 4, 4);
+        await host.Sink.WaitForCountAsync(4, Wait);
+        Ids(host.Sink.Deliveries).Should().Equal(Range(1, 4), "skipping to the head + 1 passes nothing committed later");
+    }
+
+    [Fact]
     public async Task Resetting_a_running_consumer_to_an_earlier_position_redelivers_from_that_position_in_order_without_a_restart()
     {
         await db.ExecuteAsync("CREATE TABLE reset_back (id bigint PRIMARY KEY, label text NOT NULL)");

@@ -390,6 +390,9 @@ public sealed class ObservabilityTests(DatabaseFixture db) : IClassFixture<Datab
         var health = new FailureSwitch { FailingId = 2 };
         await using var host = await (await CreateAsync<SwitchedHandler<ObservedItem>>("hc_blocked", services: s => s.AddSingleton(health))).StartAsync();
         var check = HealthCheckOf(host);
+
+        // Until it is connected, a started consumer is Degraded too ("connecting").
+        await Eventually.UntilAsync(async () => (await host.Consumer.GetStatusAsync()).IsActive, "the consumer is active");
         await InsertAsync("hc_blocked", 1, 3);
 
         var result = await WaitForHealthAsync(check, HealthStatus.Degraded);

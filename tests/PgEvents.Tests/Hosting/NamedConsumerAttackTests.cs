@@ -210,8 +210,8 @@ public sealed class NamedConsumerAttackTests(DatabaseFixture db) : IClassFixture
         missing.Services.AddPgEvents("nods").UseDataSource().AddHandler<Item, RecordingHandler<Item>>("ds_missing");
         using (var host = missing.Build())
         {
-            var failure = await ExpectStartFailureAsync<InvalidOperationException>(host, TimeSpan.FromSeconds(30));
-            failure.Message.Should().Contain("NpgsqlDataSource");
+            var failure = await ExpectStartFailureAsync<PgEventsException>(host, TimeSpan.FromSeconds(30));
+            failure.Message.Should().Contain("registered as 'nods'").And.Contain("none is registered").And.Contain("AddNpgsqlDataSource");
         }
 
         await using var multiplexing = HostSource("mux", c => c.Multiplexing = true);
@@ -398,7 +398,7 @@ public sealed class NamedConsumerAttackTests(DatabaseFixture db) : IClassFixture
         using var host = builder.Build();
 
         var failure = await ExpectStartFailureAsync<PgEventsException>(host, TimeSpan.FromSeconds(30));
-        failure.Message.Should().Contain($"needs at least {PgEventsDataSource.MinimumPoolSize} connections").And.Contain($"Max Pool Size is {size}").And.Contain("'pool_small'");
+        failure.Message.Should().Contain($"needs at least {PgEventsDataSource.MinimumPoolSize} connections").And.Contain($"Maximum Pool Size is {size}").And.Contain("'pool_small'");
     }
 
     /// <summary>

@@ -60,6 +60,40 @@ public sealed class NamedConsumerTests(DatabaseFixture db) : IClassFixture<Datab
     }
 
     [Fact]
+    public async Task A_consumer_that_lost_its_connection_and_waits_to_reconnect_is_degraded_not_reported_as_stopped()
+    {
+        await db.ExecuteAsync("CREATE TABLE reconnecting_items (id bigint PRIMARY KEY, label text NOT NULL)");
+        var builder = GenericHosts.NewBuilder();
+        builder.Services.AddSingleton<EventSink>();
+        builder.Services.AddPgEvents("reconnecting", o =>
+        {
+            o.ConnectionString = new NpgsqlConnectionStringBuilder(db.ConnectionString) { ApplicationName = "reconnecting-test" }.ConnectionString;
+
+            // Long enough that the check below runs while it waits.
+            o.ReconnectDelay = TimeSpan.FromMinutes(2);
+        }).AddHandler<Item, RecordingHandler<Item>>("reconnecting_items");
+        builder.Services.AddHealthChecks().AddPgEvents("reconnecting");
+        using var host = builder.Build();
+        var health = host.Services.GetRequiredService<HealthCheckService>();
+        var consumer = host.Services.GetRequiredKeyedService<IEventConsumer>("reconnecting");
+        await host.StartAsync();
+        await Eventually.UntilAsync(async () => (await consumer.GetStatusAsync()).IsActive, "the consumer is active");
+        (await health.CheckHealthAsync()).Status.Should().Be(HealthStatus.Healthy);
+
+        // Its working session: the one holding the lease.
+        await db.ExecuteAsync(
+            "SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a WHERE a.application_name = 'reconnecting-test' AND EXISTS (SELECT FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'advisory')");
+        await Eventually.UntilAsync(async () => !(await consumer.GetStatusAsync()).IsActive, "the consumer noticed the lost connection");
+
+        var entry = (await health.CheckHealthAsync()).Entries["pgevents-reconnecting"];
+        entry.Status.Should().Be(HealthStatus.Degraded);
+        entry.Description.Should().Be("PgEvents consumer 'reconnecting' is running and connecting.");
+        entry.Data["role"].Should().Be("connecting");
+        await host.StopAsync();
+        (await health.CheckHealthAsync()).Entries["pgevents-reconnecting"].Status.Should().Be(HealthStatus.Unhealthy, "stopped for good now");
+    }
+
+    [Fact]
     public async Task A_consumer_on_the_hosts_pooled_data_source_delivers_and_leaves_neither_its_lease_nor_its_settings_in_the_pool()
     {
         await db.ExecuteAsync("CREATE TABLE pooled_items (id bigint PRIMARY KEY, label text NOT NULL)");

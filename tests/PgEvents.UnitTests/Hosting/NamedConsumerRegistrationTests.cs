@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
@@ -87,6 +88,27 @@ public sealed class NamedConsumerRegistrationTests
         ((PgEventConsumer)provider.GetRequiredKeyedService<IEventConsumer>("sync")).Tables
             .Should().BeEquivalentTo([new TableName("sales", "Order Items"), new TableName("public", "weird\"name")]);
         ((PgEventConsumer)provider.GetRequiredKeyedService<IEventConsumer>("jobs")).Tables.Should().Equal(TableName.Parse("customers"));
+    }
+
+    [Fact]
+    public async Task A_cursor_name_from_configuration_wins_over_the_registration_name_whatever_the_order_of_the_calls()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["PgEvents:Jobs:ConsumerName"] = "jobs-v2",
+            ["PgEvents:Jobs:ConnectionString"] = Unreachable,
+            ["PgEvents:Jobs:Retry:MaxAttempts"] = "3",
+        }).Build();
+        var services = new ServiceCollection().AddLogging();
+        services.Configure<PgEventsOptions>("jobs", configuration.GetSection("PgEvents:Jobs"));
+        services.AddPgEvents("jobs");
+        services.AddPgEvents("sync", o => o.ConnectionString = Unreachable);
+        await using var provider = services.BuildServiceProvider();
+
+        var monitor = provider.GetRequiredService<IOptionsMonitor<PgEventsOptions>>();
+
+        (monitor.Get("jobs").ConsumerName, monitor.Get("jobs").Retry.MaxAttempts).Should().Be(("jobs-v2", 3));
+        monitor.Get("sync").ConsumerName.Should().Be("sync");
     }
 
     [Fact]
