@@ -1,0 +1,46 @@
+using PgEvents.Tests.Infrastructure;
+
+namespace PgEvents.Tests.Consumption;
+
+/// <summary>
+/// The log read is a prepared statement on the working session. Changes to what it reads (a later
+/// schema version's DDL, a replaced function) must make PostgreSQL plan it again, not break it.
+/// </summary>
+public sealed class PreparedReadTests(DatabaseFixture db) : IClassFixture<DatabaseFixture>
+{
+    [Fact]
+    public async Task The_running_consumer_keeps_delivering_after_the_log_tables_and_the_subscription_function_change_under_its_prepared_read()
+    {
+        await db.ExecuteAsync("CREATE TABLE prepared_items (id bigint PRIMARY KEY, label text NOT NULL)");
+        await using var host = await ConsumerHost.Create(db.ConnectionString, b => b.AddHandler<Item, RecordingHandler<Item>>("prepared_items"),
+            o => o.ConsumerName = "prepared").StartAsync();
+
+        // Enough reads for PostgreSQL to settle on a generic plan for the prepared statement.
+        for (var id = 1; id <= 8; id++)
+        {
+            await db.ExecuteAsync($"INSERT INTO prepared_items VALUES ({id}, 'before {id}')");
+            await host.Sink.WaitForCountAsync(id);
+        }
+
+        var session = await LeaseHolderAsync();
+        await db.ExecuteAsync("""
+            ALTER TABLE log_prepared.events ADD COLUMN later_version_note text;
+            ALTER TABLE log_prepared.transactions ADD COLUMN later_version_note text;
+            """);
+        await db.ExecuteAsync("INSERT INTO prepared_items VALUES (9, 'after the DDL')");
+        await host.Sink.WaitForCountAsync(9);
+
+        // Replace the function the read inlines, as an upgrade's CREATE OR REPLACE would.
+        var definition = await db.ScalarAsync<string>(
+            "SELECT pg_get_functiondef(p.oid) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'log_prepared' AND p.proname = 'subscription'");
+        await db.ExecuteAsync(definition);
+        await db.ExecuteAsync("INSERT INTO prepared_items VALUES (10, 'after the function')");
+        await host.Sink.WaitForCountAsync(10);
+
+        host.Sink.Deliveries.Select(d => ((Item)d.Row!).Id).Should().Equal(Enumerable.Range(1, 10).Select(i => (long)i));
+        (await LeaseHolderAsync()).Should().Be(session, "no read failed: a failure would have made the consumer reconnect on a new session");
+    }
+
+    private Task<int> LeaseHolderAsync() => db.ScalarAsync<int>(
+        "SELECT a.pid FROM pg_stat_activity a JOIN pg_locks l USING (pid) WHERE a.application_name = 'PgEvents:prepared' AND l.locktype = 'advisory' AND l.granted LIMIT 1");
+}
