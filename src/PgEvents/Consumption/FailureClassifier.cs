@@ -25,10 +25,14 @@ internal static class FailureClassifier
     /// connection troubles as 08P01, which Npgsql does not list; the whole 08 class is a connection
     /// problem. Everything else (42501 insufficient privilege, 42P01 undefined table, 3D000 no such
     /// database, 28P01 failed login, a PgEvents refusal) needs a fix and is reported as a fault.
+    /// 26000 (a prepared statement of this connection does not exist) means the server session behind
+    /// the connection was replaced under it, as a pooler that hands out backends per transaction
+    /// does: reconnecting, the session check names the real cause.
     /// </summary>
     public static bool IsTransient(Exception e) => e switch
     {
-        PostgresException postgres => postgres.IsTransient || postgres.SqlState.StartsWith("08", StringComparison.Ordinal),
+        PostgresException postgres => postgres.IsTransient || postgres.SqlState.StartsWith("08", StringComparison.Ordinal)
+            || postgres.SqlState == PostgresErrorCodes.InvalidSqlStatementName,
         NpgsqlException npgsql => npgsql.IsTransient,
         IOException or TimeoutException => true,
         InvalidOperationException { InnerException: { } inner } => IsTransient(inner),

@@ -13,6 +13,7 @@ public sealed class FailureClassifierTests
     [InlineData("08006")] // connection failure
     [InlineData("08P01")] // protocol violation: how PgBouncer reports pool trouble
     [InlineData("08000")] // any connection exception
+    [InlineData("26000")] // a prepared statement is gone: the server session was replaced under the connection
     public void Server_errors_that_reconnecting_cures_are_transient(string sqlState) =>
         FailureClassifier.IsTransient(Postgres(sqlState)).Should().BeTrue();
 
