@@ -52,7 +52,8 @@ public sealed class PgEventsBuilder
     /// <see cref="PgEventsOptions.ConnectionString"/>, which is then not needed;
     /// <see cref="PgEventsOptions.ConfigureDataSource"/> does not apply. The host keeps owning the
     /// data source. Pooling is fine: before its lease and LISTEN connections go back to the pool the
-    /// consumer releases its advisory locks, stops listening and resets its session settings.
+    /// consumer releases its advisory locks, stops listening and puts back the session settings it
+    /// changed. A pool below 3 connections is refused at start.
     /// Multiplexing is refused at start, since a lease needs a session of its own. The last call wins.
     /// </summary>
     /// <param name="dataSource">Returns the data source, e.g. <c>sp =&gt; sp.GetRequiredKeyedService&lt;NpgsqlDataSource&gt;("events")</c>.</param>

@@ -14,7 +14,8 @@ namespace PgEvents;
 /// </summary>
 internal sealed class PgEventsDataSource : IAsyncDisposable, IDisposable
 {
-    private readonly bool _owned;
+    // Set only when PgEvents built the data sources, and so owns them; a host's data source is the host's.
+    private readonly NpgsqlDataSource? _sessionSource;
 
     public PgEventsDataSource(PgEventsOptions options, NpgsqlDataSource? hostDataSource, ILoggerFactory? loggerFactory)
     {
@@ -26,7 +27,6 @@ internal sealed class PgEventsDataSource : IAsyncDisposable, IDisposable
             return;
         }
 
-        _owned = true;
         var builder = new NpgsqlConnectionStringBuilder(options.ConnectionString);
         if (builder.KeepAlive == 0)
         {
@@ -52,8 +52,6 @@ internal sealed class PgEventsDataSource : IAsyncDisposable, IDisposable
         _sessionSource = Build(session, loggerFactory, configure, sessions: true);
         Sessions = new SessionConnections(_sessionSource, pooled: false);
     }
-
-    private readonly NpgsqlDataSource? _sessionSource;
 
     /// <summary>Pooled connections for short, stateless work: status queries, replays, installs.</summary>
     public NpgsqlDataSource DataSource { get; }
@@ -116,20 +114,20 @@ internal sealed class PgEventsDataSource : IAsyncDisposable, IDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (!_owned)
+        if (_sessionSource is null)
         {
             return;
         }
 
-        await _sessionSource!.DisposeAsync().ConfigureAwait(false);
+        await _sessionSource.DisposeAsync().ConfigureAwait(false);
         await DataSource.DisposeAsync().ConfigureAwait(false);
     }
 
     public void Dispose()
     {
-        if (_owned)
+        if (_sessionSource is not null)
         {
-            _sessionSource!.Dispose();
+            _sessionSource.Dispose();
             DataSource.Dispose();
         }
     }

@@ -1,5 +1,4 @@
 using Microsoft.Extensions.Diagnostics.HealthChecks;
-using Microsoft.Extensions.Options;
 
 namespace PgEvents;
 
@@ -17,15 +16,14 @@ internal sealed class PgEventsHealthCheck : IHealthCheck
     private readonly IEventConsumer _consumer;
     private readonly TimeSpan _maxLag;
 
-    /// <summary>Creates the health check for the registered consumer.</summary>
+    /// <summary>Creates the health check of one consumer.</summary>
     /// <param name="consumer">The consumer to report on.</param>
-    /// <param name="options">Supplies <see cref="PgEventsOptions.HealthCheckMaxLag"/>.</param>
-    public PgEventsHealthCheck(IEventConsumer consumer, IOptions<PgEventsOptions> options)
+    /// <param name="maxLag">The consumer's <see cref="PgEventsOptions.HealthCheckMaxLag"/>.</param>
+    public PgEventsHealthCheck(IEventConsumer consumer, TimeSpan maxLag)
     {
         ArgumentNullException.ThrowIfNull(consumer);
-        ArgumentNullException.ThrowIfNull(options);
         _consumer = consumer;
-        _maxLag = options.Value.HealthCheckMaxLag;
+        _maxLag = maxLag;
     }
 
     /// <inheritdoc />

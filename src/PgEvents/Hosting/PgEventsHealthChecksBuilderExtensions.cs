@@ -39,7 +39,7 @@ public static class PgEventsHealthChecksBuilderExtensions
         return builder.Add(new HealthCheckRegistration(
             name,
             sp => sp.GetKeyedService<PgEventConsumer>(registration) is { } found
-                ? new PgEventsHealthCheck(found, Options.Options.Create(sp.GetRequiredService<IOptionsMonitor<PgEventsOptions>>().Get(registration)))
+                ? new PgEventsHealthCheck(found, sp.GetRequiredService<IOptionsMonitor<PgEventsOptions>>().Get(registration).HealthCheckMaxLag)
                 : new UnregisteredConsumerCheck(registration),
             failureStatus,
             tags,

@@ -134,7 +134,7 @@ public sealed class ObservabilityTests(DatabaseFixture db) : IClassFixture<Datab
         new() { FailingId = id, FailFirst = 1, Message = (item, _) => $"first attempt on item {item} fails" };
 
     private static PgEventsHealthCheck HealthCheckOf(ConsumerHost host) =>
-        new(host.Consumer, host.Services.GetRequiredService<IOptions<PgEventsOptions>>());
+        new(host.Consumer, host.Services.GetRequiredService<IOptions<PgEventsOptions>>().Value.HealthCheckMaxLag);
 
     [Fact]
     public async Task The_meter_counts_delivered_events_batches_handler_time_and_notify_wakeups_of_the_consumer()
@@ -424,7 +424,7 @@ public sealed class ObservabilityTests(DatabaseFixture db) : IClassFixture<Datab
         result.Data["role"].Should().Be("active");
         result.Data["lag_events"].Should().Be(2L);
         result.Data.Should().NotContainKey("blocked_table");
-        var lenient = new PgEventsHealthCheck(host.Consumer, Options.Create(new PgEventsOptions { HealthCheckMaxLag = TimeSpan.FromMinutes(5) }));
+        var lenient = new PgEventsHealthCheck(host.Consumer, TimeSpan.FromMinutes(5));
         (await lenient.CheckHealthAsync(Context)).Status.Should().Be(HealthStatus.Healthy, "the same lag is within five minutes");
 
         gate.Release.SetResult();

@@ -55,7 +55,7 @@ public sealed class LeaseFaultTests(DatabaseFixture db) : IClassFixture<Database
         FaultHelpers.LeaseHoldersAsync(db, schemaName, consumer);
 
     private static PgEventsHealthCheck HealthCheckOf(ConsumerHost host) =>
-        new(host.Consumer, host.Services.GetRequiredService<IOptions<PgEventsOptions>>());
+        new(host.Consumer, host.Services.GetRequiredService<IOptions<PgEventsOptions>>().Value.HealthCheckMaxLag);
 
     private static async Task<HealthCheckResult> WaitForHealthAsync(ConsumerHost host, HealthStatus expected)
     {

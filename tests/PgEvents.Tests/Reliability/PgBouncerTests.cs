@@ -79,7 +79,7 @@ public sealed class PgBouncerTests(PgBouncerFixture fixture) : IClassFixture<PgB
             });
 
     private static PgEventsHealthCheck HealthCheckOf(ConsumerHost host) =>
-        new(host.Consumer, host.Services.GetRequiredService<IOptions<PgEventsOptions>>());
+        new(host.Consumer, host.Services.GetRequiredService<IOptions<PgEventsOptions>>().Value.HealthCheckMaxLag);
 
     private static async Task<HealthCheckResult> WaitForHealthAsync(ConsumerHost host, HealthStatus expected)
     {

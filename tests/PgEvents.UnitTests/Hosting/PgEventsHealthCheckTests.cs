@@ -1,5 +1,4 @@
 using Microsoft.Extensions.Diagnostics.HealthChecks;
-using Microsoft.Extensions.Options;
 using Npgsql;
 
 namespace PgEvents.UnitTests.Hosting;
@@ -16,7 +15,7 @@ public sealed class PgEventsHealthCheckTests
         Check(new StubConsumer(() => Task.FromResult(status)), maxLag);
 
     private static Task<HealthCheckResult> Check(IEventConsumer consumer, TimeSpan? maxLag = null) =>
-        new PgEventsHealthCheck(consumer, Options.Create(new PgEventsOptions { HealthCheckMaxLag = maxLag ?? TimeSpan.FromMinutes(5) }))
+        new PgEventsHealthCheck(consumer, maxLag ?? TimeSpan.FromMinutes(5))
             .CheckHealthAsync(new HealthCheckContext());
 
     [Fact]
