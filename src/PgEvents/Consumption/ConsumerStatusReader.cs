@@ -1,3 +1,4 @@
+using System.Data;
 using Npgsql;
 
 namespace PgEvents;
@@ -36,6 +37,11 @@ internal sealed class ConsumerStatusReader(NpgsqlDataSource dataSource, SchemaSe
         var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using (connection.ConfigureAwait(false))
         {
+            // Under a database default of SERIALIZABLE these reads beside busy writers failed now and
+            // then with 40001, and a health check or lag sample with them; READ COMMITTED, as the
+            // consumer's own sessions read (WorkingSession), cannot. (BEGIN goes out with the first read.)
+            var transaction = await connection.BeginTransactionAsync(IsolationLevel.ReadCommitted, cancellationToken).ConfigureAwait(false);
+            await using var _ = transaction.ConfigureAwait(false);
             var active = state.IsActive;
             var cursor = active ? progress.Delivered : await progress.Store.PeekAsync(connection, cancellationToken).ConfigureAwait(false);
             await using var command = new NpgsqlCommand(_lagSql, connection);
@@ -53,6 +59,7 @@ internal sealed class ConsumerStatusReader(NpgsqlDataSource dataSource, SchemaSe
             }
 
             var snapshots = withSnapshots ? await snapshotStore.ListAsync(connection, cursor.Position, cancellationToken).ConfigureAwait(false) : [];
+            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
             return new ConsumerStatus(
                 state.Name, active, state.IsStandby, head, cursor.Position, cursor.EventId, lagEvents, lagTime, state.Blocked, state.Fault, snapshots);
         }
