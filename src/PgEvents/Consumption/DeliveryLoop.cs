@@ -88,6 +88,8 @@ internal sealed class DeliveryLoop(
         // cursor because lanes were still working on changes before them.
         long? pass = null;
         var readAfterCommitPhase = false;
+        var lastSaved = time.GetTimestamp();
+        var cursorSaved = true;
         var limits = new ReadLimits(
             options.BatchSize, options.MaxBatchBytes, WholeTransactions: batched && options.BatchBoundary == BatchBoundary.Transaction);
         try
@@ -123,7 +125,21 @@ internal sealed class DeliveryLoop(
 
                     // Also when the read was empty: the lanes may have finished what held the pass back.
                     pass = PassIfIdle(pass, lanes);
-                    await progress.SaveAsync(connection, cancellationToken).ConfigureAwait(false);
+
+                    // While busy, or waiting a moment for a transaction in its commit phase, the cursor
+                    // is saved every BusySaveInterval rather than after every read: under 16 writers a
+                    // save per read was 2,000 updates of the consumer's row and as many round trips in
+                    // 15 s, for reads of about 20 events. A crash repeats what was delivered since the
+                    // last save (at-least-once); a consumer that runs out of work saves before it
+                    // sleeps, so an idle consumer's saved cursor is current.
+                    var idle = !busy && batch.WaitingOn is null;
+                    cursorSaved = idle || time.GetElapsedTime(lastSaved) >= BusySaveInterval;
+                    if (cursorSaved)
+                    {
+                        await progress.SaveAsync(connection, cancellationToken).ConfigureAwait(false);
+                        lastSaved = time.GetTimestamp();
+                    }
+
                     if (busy)
                     {
                         continue;
@@ -154,8 +170,9 @@ internal sealed class DeliveryLoop(
                 }
 
                 // A read found nothing left to deliver: the whole cycle works on this connection.
+                // Resets are looked for as often as the cursor is saved (a save would meet one).
                 state.ConfirmRunning();
-                if (await progress.Store.WasResetAsync(connection, cancellationToken).ConfigureAwait(false))
+                if (cursorSaved && await progress.Store.WasResetAsync(connection, cancellationToken).ConfigureAwait(false))
                 {
                     (reader, lanes, readFrom) = await RestartAfterResetAsync(connection, lanes, keys, cancellationToken).ConfigureAwait(false);
                     pass = null;
@@ -212,6 +229,8 @@ internal sealed class DeliveryLoop(
 
         return null;
     }
+
+    private static readonly TimeSpan BusySaveInterval = TimeSpan.FromMilliseconds(100);
 
     private TimeSpan LaneReadInterval => options.PollInterval < TimeSpan.FromMilliseconds(50) ? options.PollInterval : TimeSpan.FromMilliseconds(50);
 
