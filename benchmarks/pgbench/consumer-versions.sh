@@ -2,7 +2,8 @@
 # What a change to the consumer costs or saves the writers: pgbench single-row transactions into
 # tables tracked by the current schema, side by side on one throwaway durable cluster, rotated rounds:
 #   plain     the untracked table
-#   base      a consumer built from BASE_REF (a git ref, default HEAD~1) reading its own database
+#   base      a consumer built from BASE_REF (a git ref, default HEAD~1) reading its own database,
+#             which holds BASE_REF's latest schema
 #   current   a consumer built from the working tree reading its own database
 #   nospin    the working tree's consumer with the .NET thread pool's spin-waiting turned off
 #             (DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0, a setting of the host process)
@@ -20,8 +21,10 @@ remove_worktree() { git worktree remove --force "$DIR/base-tree" >/dev/null 2>&1
 trap remove_worktree EXIT
 dotnet build "$DIR/base-tree/benchmarks/PgEvents.Benchmarks" -c Release -o "$DIR/consumer-base" >/dev/null
 
+BASE_VERSION=$(ls "$DIR"/base-tree/sql/*.sql | sed -E 's#.*/0*([0-9]+)_.*#\1#' | sort -n | tail -1)
 make_db plain
-for d in base current nospin; do make_db "$d" "$LATEST_VERSION"; done
+(cd "$DIR/base-tree" && make_db base "$BASE_VERSION")
+for d in current nospin; do make_db "$d" "$LATEST_VERSION"; done
 start_consumer current
 DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0 start_consumer nospin
 log="$DIR/consumer-base.log"
@@ -39,7 +42,7 @@ for d in base current nospin; do
   lags="$lags $d $("${PSQL[@]}" -d "$d" -c "SELECT (SELECT max(position) FROM pgevents.transactions) - position FROM pgevents.consumers WHERE name = 'pgbench'"),"
 done
 
-echo "$(describe_run); base = consumer of $BASE_COMMIT, current = working tree; lag at the end (transactions):${lags%,}."
+echo "$(describe_run); base = consumer and schema version $BASE_VERSION of $BASE_COMMIT, current = working tree; lag at the end (transactions):${lags%,}."
 echo
 echo "| op | writers | plain | base | current | current, no spin | base ÷ plain | current ÷ plain | no spin ÷ plain | current ÷ base (median, range) |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
