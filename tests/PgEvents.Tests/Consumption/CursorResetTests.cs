@@ -152,4 +152,45 @@ public sealed class CursorResetTests(DatabaseFixture db) : IClassFixture<Databas
         Ids(host.Sink.Deliveries).Should().Equal(1, 2, 4, 5);
         (await host.Consumer.GetStatusAsync()).Blocked.Should().BeNull();
     }
+
+    [Fact]
+    public async Task Resetting_a_consumer_kept_busy_by_a_stream_of_writes_redelivers_from_that_position_with_nothing_skipped()
+    {
+        // A busy consumer saves its cursor on an interval, not after every read, and meets the reset
+        // at such a save: until then it delivers on, and from then on it must start over exactly at
+        // the reset position, however far it had got.
+        await db.ExecuteAsync("CREATE TABLE reset_busy (id bigint PRIMARY KEY, label text NOT NULL)");
+        await using var host = await StartAsync("reset_busy");
+        using var stopWriting = new CancellationTokenSource();
+        var written = 0;
+        var writer = Task.Run(async () =>
+        {
+            while (!stopWriting.IsCancellationRequested)
+            {
+                var id = Volatile.Read(ref written) + 1;
+                await db.ExecuteAsync($"INSERT INTO reset_busy VALUES ({id}, 'item {id}')");
+                Volatile.Write(ref written, id);
+            }
+        });
+
+        await host.Sink.WaitForCountAsync(200, Wait);
+        var resetTo = await PositionOfAsync("reset_busy", 50);
+        await host.Consumer.ResetCursorToPositionAsync(resetTo);
+        await Eventually.UntilAsync(() => Ids(host.Sink.Deliveries).Count(id => id == 50) == 2, "the reset is met while writes go on");
+        await host.Sink.WaitForCountAsync(Ids(host.Sink.Deliveries).Count + 100, Wait);
+        await stopWriting.CancelAsync();
+        await writer;
+        var last = Volatile.Read(ref written);
+        await Eventually.UntilAsync(() =>
+        {
+            var delivered = Ids(host.Sink.Deliveries);
+            return delivered.Count - delivered.LastIndexOf(50) >= last - 49;
+        }, "everything written is delivered after the replay");
+
+        var ids = Ids(host.Sink.Deliveries);
+        var restart = ids.LastIndexOf(50);
+        ids.Take(restart).Should().Equal(Range(1, restart), "before the reset was met, delivery ran in order from the start");
+        ids.Skip(restart).Should().Equal(Range(50, last), "from the reset on, everything from position 50 in order, once");
+        host.Running.IsCompleted.Should().BeFalse("the consumer was not restarted");
+    }
 }

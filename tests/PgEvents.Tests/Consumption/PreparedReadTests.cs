@@ -41,6 +41,13 @@ public sealed class PreparedReadTests(DatabaseFixture db) : IClassFixture<Databa
         (await LeaseHolderAsync()).Should().Be(session, "no read failed: a failure would have made the consumer reconnect on a new session");
     }
 
+    // The lease's own lock: the retention pass also takes an advisory lock, briefly, on another
+    // connection of the consumer (a clean-clone run once found that one instead).
     private Task<int> LeaseHolderAsync() => db.ScalarAsync<int>(
-        "SELECT a.pid FROM pg_stat_activity a JOIN pg_locks l USING (pid) WHERE a.application_name = 'PgEvents:prepared' AND l.locktype = 'advisory' AND l.granted LIMIT 1");
+        """
+        SELECT pid FROM pg_locks
+         WHERE locktype = 'advisory' AND granted AND objsubid = 2
+           AND classid::bigint = (@class::bigint & 4294967295) AND objid::bigint = (@key::bigint & 4294967295)
+        """,
+        ("class", SchemaSettings.AdvisoryLockClass), ("key", SchemaSettings.DeriveKey("lease", "log_prepared\0prepared")));
 }
