@@ -24,11 +24,12 @@ internal sealed class ConsumerAdmin(
                         (SELECT max(position) FROM {settings.Qualify("transactions")}), 0)
         """;
 
-    // The furthest position known to be committed: the log's, or a cursor's where retention emptied the log.
+    // The furthest position known to be committed, as the schema's subscribe() takes it: the log's,
+    // or the last one retention deleted where it emptied the log.
     private readonly string _headSql =
         $"""
-        SELECT greatest((SELECT max(position) FROM {settings.Qualify("transactions")}),
-                        (SELECT max(position) FROM {settings.Qualify("consumers")}), 0)
+        SELECT greatest((SELECT coalesce(max(position), 0) FROM {settings.Qualify("transactions")}),
+                        (SELECT purged_through FROM {settings.Qualify("settings")}))
         """;
 
     private string Name => options.ConsumerName;

@@ -43,10 +43,12 @@ internal sealed class PgEventsHealthCheck : IHealthCheck
                 : HealthCheckResult.Unhealthy($"PgEvents consumer '{_consumer.Name}' cannot reach its database: {e.Message}", e);
         }
 
+        // Read once: the role reported and the result must agree while the consumer connects.
+        var connecting = !status.IsActive && !status.IsStandby && Connecting;
         var data = new Dictionary<string, object>
         {
             ["consumer"] = status.ConsumerName,
-            ["role"] = status.IsActive ? "active" : status.IsStandby ? "standby" : Connecting ? "connecting" : "stopped",
+            ["role"] = status.IsActive ? "active" : status.IsStandby ? "standby" : connecting ? "connecting" : "stopped",
             ["head_position"] = status.HeadPosition,
             ["cursor_position"] = status.CursorPosition,
             ["lag_events"] = status.LagEvents,
@@ -70,7 +72,7 @@ internal sealed class PgEventsHealthCheck : IHealthCheck
             data["blocked_error"] = blocked.LastError;
         }
 
-        if (!status.IsActive && !status.IsStandby && Connecting)
+        if (connecting)
         {
             // Just started, or reconnecting after a lost connection: neither dead nor delivering yet.
             return HealthCheckResult.Degraded($"PgEvents consumer '{status.ConsumerName}' is running and connecting.", data: data);
